@@ -1,0 +1,1 @@
+"""csvboard: ERP CSV exports into dashboards, an auditable run ledger and kiosk boards."""

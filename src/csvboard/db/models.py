@@ -1,0 +1,10 @@
+"""Import every domain's models so ``Base.metadata`` holds the whole schema (Alembic, tests)."""
+
+from csvboard.dashboards import models as dashboards_models
+from csvboard.db.base import Base
+from csvboard.runs import models as runs_models
+from csvboard.schedule import models as schedule_models
+
+metadata = Base.metadata
+
+__all__ = ["dashboards_models", "metadata", "runs_models", "schedule_models"]

@@ -1,0 +1,67 @@
+"""The ledger's vocabularies (seeds/ingestion_runs_table.md) as Python enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunKind(StrEnum):
+    OFFICIAL_INGESTION = "official_ingestion"
+    APPEARANCE_SUPPLEMENT = "appearance_supplement"
+    INCREMENTAL_UPDATE = "incremental_update"
+
+
+class RunMode(StrEnum):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.CANCELLED}
+)
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.CANCELLED})
+
+
+class TargetType(StrEnum):
+    OFFICIAL = "official"
+    APPEARANCE = "appearance"
+
+
+class ItemStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNPROCESSED = "unprocessed"
+    EXCLUDED = "excluded"
+
+
+class UpdateType(StrEnum):
+    NEW = "new"
+    EXISTING = "existing"
+    RETIRED = "retired"
+    SUPPLEMENT = "supplement"
+
+
+class EventStatus(StrEnum):
+    SUCCESS = "success"
+    WARN = "warn"
+    FAILURE = "failure"
+
+
+def sql_in(column: str, values: object) -> str:
+    """``column IN ('a', 'b')`` for a CHECK constraint from a vocabulary."""
+    items = ", ".join(f"'{v}'" for v in values)  # type: ignore[attr-defined]
+    return f"{column} IN ({items})"

@@ -1,0 +1,153 @@
+"""Production-schedule data that is not the CSV's own (seeds/adr_production_schedule_progress.md).
+
+Operator-owned tables are written only by people through the API/CLI, never by ingestion; the
+external-completion table is written only by ingestion. Each is 1:1 with a dashboard row, keyed
+by the row id, and goes with the row when an admin purges it (ON DELETE CASCADE). The composite
+foreign key (row id, dashboard id) guarantees the dashboard column names the row's own dashboard.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from csvboard.db.base import Base, UTCDateTime
+
+NOW = text("CURRENT_TIMESTAMP")
+MAX_NOTE_LENGTH = 100
+MAX_ORDER_NUMBER = 10
+
+
+class _RowAttached:
+    """Columns and keys shared by every table that hangs 1:1 off a dashboard row."""
+
+    csv_dashboard_row_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    csv_dashboard_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("csv_dashboards.id", ondelete="CASCADE"), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+
+
+def _row_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["csv_dashboard_row_id", "csv_dashboard_id"],
+        ["csv_dashboard_rows.id", "csv_dashboard_rows.csv_dashboard_id"],
+        ondelete="CASCADE",
+    )
+
+
+class _OperatorOwned(_RowAttached):
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ProductionScheduleProgress(_OperatorOwned, Base):
+    __tablename__ = "production_schedule_progress"
+
+    is_completed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    __table_args__ = (
+        _row_fk(),
+        Index("ix_production_schedule_progress_dashboard_completed", "csv_dashboard_id", "is_completed"),
+    )
+
+
+class ProductionScheduleRowNote(_OperatorOwned, Base):
+    __tablename__ = "production_schedule_row_notes"
+
+    note: Mapped[str] = mapped_column(String(MAX_NOTE_LENGTH), nullable=False)
+
+    __table_args__ = (
+        _row_fk(),
+        CheckConstraint(
+            f"length(note) BETWEEN 1 AND {MAX_NOTE_LENGTH}", name="note_length"
+        ),
+        # No line breaks: a note is one line on the kiosk card.
+        CheckConstraint(
+            "instr(note, char(10)) = 0 AND instr(note, char(13)) = 0", name="note_single_line"
+        ).ddl_if(dialect="sqlite"),
+        CheckConstraint("note !~ '[\\r\\n]'", name="note_single_line").ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_production_schedule_row_notes_dashboard", "csv_dashboard_id"),
+    )
+
+
+class ProductionScheduleRowDueDate(_OperatorOwned, Base):
+    __tablename__ = "production_schedule_row_due_dates"
+
+    due_date: Mapped[date] = mapped_column(Date, nullable=False)
+
+    __table_args__ = (
+        _row_fk(),
+        Index("ix_production_schedule_row_due_dates_dashboard", "csv_dashboard_id"),)
+
+
+class ProductionScheduleRowProcessing(_OperatorOwned, Base):
+    __tablename__ = "production_schedule_row_processing"
+
+    processing_type: Mapped[str] = mapped_column(String(32), nullable=False)
+
+    __table_args__ = (
+        _row_fk(),
+        CheckConstraint("length(processing_type) >= 1", name="processing_type_not_empty"),
+        Index("ix_production_schedule_row_processing_dashboard", "csv_dashboard_id"),
+    )
+
+
+class ProductionScheduleRowOrder(_OperatorOwned, Base):
+    """Machining order: a number 1–10 per resource, unique per dashboard and resource."""
+
+    __tablename__ = "production_schedule_row_orders"
+
+    resource_cd: Mapped[str] = mapped_column(String(64), nullable=False)
+    order_number: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        _row_fk(),
+        CheckConstraint(f"order_number BETWEEN 1 AND {MAX_ORDER_NUMBER}", name="order_range"),
+        CheckConstraint("length(resource_cd) >= 1", name="resource_not_empty"),
+        UniqueConstraint("csv_dashboard_id", "resource_cd", "order_number"),
+    )
+
+
+class ProductionScheduleExternalCompletion(_RowAttached, Base):
+    """Completion reported by a source file (official ``progress`` or appearance status codes)."""
+
+    __tablename__ = "production_schedule_external_completion"
+
+    is_completed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    source_feed_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("csv_dashboard_feeds.id", ondelete="SET NULL"), nullable=True
+    )
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("ingestion_runs.run_id", ondelete="SET NULL"), nullable=True
+    )
+
+    __table_args__ = (
+        _row_fk(),
+        Index("ix_production_schedule_external_completion_dashboard", "csv_dashboard_id", "is_completed"),
+    )
+
+
+OPERATOR_TABLES = (
+    ProductionScheduleProgress,
+    ProductionScheduleRowNote,
+    ProductionScheduleRowDueDate,
+    ProductionScheduleRowProcessing,
+    ProductionScheduleRowOrder,
+)
