@@ -23,9 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from csvboard.db.base import Base, JSONDocument, UTCDateTime
 
 NOW = text("CURRENT_TIMESTAMP")
-SLUG_CHECK = (
-    "length(slug) BETWEEN 1 AND 64 AND slug NOT LIKE '%/%' AND slug NOT LIKE '% %'"
-)
+SLUG_CHECK = "length(slug) BETWEEN 1 AND 64 AND slug NOT LIKE '%/%' AND slug NOT LIKE '% %'"
 
 
 class CsvDashboard(Base):
@@ -129,4 +127,3 @@ class CsvDashboardRow(Base):
         ),
         Index("ix_csv_dashboard_rows_active", "csv_dashboard_id", "is_active"),
     )
-

@@ -8,6 +8,7 @@ take the write lock up front with ``BEGIN IMMEDIATE``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -17,9 +18,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Long enough to outlast the largest merge: a kiosk write waits for it rather than failing.
+SQLITE_BUSY_TIMEOUT_MS = 120_000
 
-#: Execution option: on SQLite, begin the transaction with BEGIN IMMEDIATE (take the write lock now).
+#: Execution option: on SQLite, BEGIN IMMEDIATE (take the write lock at the start).
 SQLITE_IMMEDIATE = "csvboard_sqlite_immediate"
 
 
@@ -49,8 +51,14 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def json_dumps(value: Any) -> str:
+    """JSON as people read it: Japanese text stays Japanese (also on SQLite's TEXT columns)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
+    kwargs.setdefault("json_serializer", json_dumps)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
@@ -71,8 +79,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """A short write transaction; on SQLite it takes the write lock at BEGIN (no upgrade deadlocks)."""
-    bind = engine.execution_options(**{SQLITE_IMMEDIATE: True}) if engine.dialect.name == "sqlite" else engine
+    """A short write transaction; SQLite takes the write lock at BEGIN (no upgrade deadlock)."""
+    bind = (
+        engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        if engine.dialect.name == "sqlite"
+        else engine
+    )
     with Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 

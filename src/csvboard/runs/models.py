@@ -65,12 +65,18 @@ class IngestionRun(Base):
     requested_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    target_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    target_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default="0", default=0
+    )
     processed_count: Mapped[int] = mapped_column(
         Integer, nullable=False, server_default="0", default=0
     )
-    success_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
-    failed_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    success_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default="0", default=0
+    )
+    failed_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default="0", default=0
+    )
     unprocessed_count: Mapped[int] = mapped_column(
         Integer, nullable=False, server_default="0", default=0
     )

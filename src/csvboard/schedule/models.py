@@ -62,7 +62,11 @@ class ProductionScheduleProgress(_OperatorOwned, Base):
 
     __table_args__ = (
         _row_fk(),
-        Index("ix_production_schedule_progress_dashboard_completed", "csv_dashboard_id", "is_completed"),
+        Index(
+            "ix_production_schedule_progress_dashboard_completed",
+            "csv_dashboard_id",
+            "is_completed",
+        ),
     )
 
 
@@ -73,16 +77,12 @@ class ProductionScheduleRowNote(_OperatorOwned, Base):
 
     __table_args__ = (
         _row_fk(),
-        CheckConstraint(
-            f"length(note) BETWEEN 1 AND {MAX_NOTE_LENGTH}", name="note_length"
-        ),
+        CheckConstraint(f"length(note) BETWEEN 1 AND {MAX_NOTE_LENGTH}", name="note_length"),
         # No line breaks: a note is one line on the kiosk card.
         CheckConstraint(
             "instr(note, char(10)) = 0 AND instr(note, char(13)) = 0", name="note_single_line"
         ).ddl_if(dialect="sqlite"),
-        CheckConstraint("note !~ '[\\r\\n]'", name="note_single_line").ddl_if(
-            dialect="postgresql"
-        ),
+        CheckConstraint("note !~ '[\\r\\n]'", name="note_single_line").ddl_if(dialect="postgresql"),
         Index("ix_production_schedule_row_notes_dashboard", "csv_dashboard_id"),
     )
 
@@ -94,7 +94,8 @@ class ProductionScheduleRowDueDate(_OperatorOwned, Base):
 
     __table_args__ = (
         _row_fk(),
-        Index("ix_production_schedule_row_due_dates_dashboard", "csv_dashboard_id"),)
+        Index("ix_production_schedule_row_due_dates_dashboard", "csv_dashboard_id"),
+    )
 
 
 class ProductionScheduleRowProcessing(_OperatorOwned, Base):
@@ -140,7 +141,11 @@ class ProductionScheduleExternalCompletion(_RowAttached, Base):
 
     __table_args__ = (
         _row_fk(),
-        Index("ix_production_schedule_external_completion_dashboard", "csv_dashboard_id", "is_completed"),
+        Index(
+            "ix_production_schedule_external_completion_dashboard",
+            "csv_dashboard_id",
+            "is_completed",
+        ),
     )
 
 

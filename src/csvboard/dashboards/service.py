@@ -1,0 +1,198 @@
+"""Creating, finding and purging dashboards; turning a stored dashboard into its schema."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from csvboard.dashboards.columns import AppearanceMapping, ColumnDef, DashboardSchema
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
+from csvboard.errors import Conflict, InvalidRequest, NotFound
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+PRODUCTION_SCHEDULE_PRESET = "production-schedule"
+
+
+def _utcnow() -> datetime:
+    from csvboard.runs.lifecycle import utcnow
+
+    return utcnow()
+
+
+def schema_of(dashboard: CsvDashboard) -> DashboardSchema:
+    options = dashboard.options or {}
+    return DashboardSchema(
+        columns=tuple(ColumnDef.model_validate(c) for c in dashboard.columns),
+        key_columns=tuple(dashboard.key_columns),
+        version_columns=tuple(dashboard.version_columns),
+        ingest_mode=dashboard.ingest_mode,  # type: ignore[arg-type]
+        encoding=dashboard.encoding,  # type: ignore[arg-type]
+        completion_column=options.get("completion_column"),
+        completion_values=tuple(options.get("completion_values", ("完了",))),
+        occurred_at_columns=tuple(options.get("occurred_at_columns", ())),
+    )
+
+
+def mapping_of(feed: CsvDashboardFeed) -> AppearanceMapping:
+    if feed.mapping is None:
+        raise InvalidRequest("FEED_HAS_NO_MAPPING", f"feed {feed.name} has no column mapping")
+    return AppearanceMapping.model_validate(feed.mapping)
+
+
+def processing_types(dashboard: CsvDashboard) -> tuple[str, ...]:
+    from csvboard.dashboards.presets import DEFAULT_PROCESSING_TYPES
+
+    return tuple((dashboard.options or {}).get("processing_types", DEFAULT_PROCESSING_TYPES))
+
+
+def create_dashboard(
+    session: Session,
+    slug: str,
+    *,
+    name: str | None = None,
+    preset: str | None = None,
+    mode: str | None = None,
+    schema: DashboardSchema | None = None,
+) -> CsvDashboard:
+    """Create a dashboard from a preset or an explicit schema, with its default upload feeds."""
+    if not SLUG_RE.fullmatch(slug):
+        raise InvalidRequest(
+            "INVALID_SLUG", f"slug {slug!r}: use 1–64 of a–z, 0–9, '-' and '_', starting alnum"
+        )
+    if session.scalar(select(CsvDashboard.id).where(CsvDashboard.slug == slug)) is not None:
+        raise Conflict("DASHBOARD_EXISTS", f"a dashboard with slug {slug!r} already exists")
+    kind = "generic"
+    options: dict[str, Any] = {}
+    feeds: list[CsvDashboardFeed] = []
+    if preset == PRODUCTION_SCHEDULE_PRESET:
+        from csvboard.dashboards.presets import (
+            DEFAULT_PROCESSING_TYPES,
+            production_schedule_schema,
+        )
+
+        schema = production_schedule_schema()
+        kind = "production_schedule"
+        options["processing_types"] = list(DEFAULT_PROCESSING_TYPES)
+        status_mapping = AppearanceMapping(
+            key_columns={c: c for c in schema.key_columns}, status_column="status"
+        )
+        feeds.append(
+            CsvDashboardFeed(
+                name="status-report",
+                role="appearance",
+                source="upload",
+                mapping=status_mapping.model_dump(mode="json"),
+            )
+        )
+    elif preset is not None:
+        raise InvalidRequest("UNKNOWN_PRESET", f"unknown preset {preset!r}")
+    if schema is None:
+        raise InvalidRequest("SCHEMA_REQUIRED", "give a preset or column definitions")
+    if mode is not None:
+        if mode not in ("DEDUP", "APPEND"):
+            raise InvalidRequest("INVALID_MODE", f"mode must be DEDUP or APPEND, not {mode!r}")
+        schema = DashboardSchema.model_validate({**schema.model_dump(), "ingest_mode": mode})
+    options.update(
+        completion_column=schema.completion_column,
+        completion_values=list(schema.completion_values),
+        occurred_at_columns=list(schema.occurred_at_columns),
+    )
+    now = _utcnow()
+    dashboard = CsvDashboard(
+        id=uuid.uuid4(),
+        slug=slug,
+        name=name or slug,
+        kind=kind,
+        ingest_mode=schema.ingest_mode,
+        columns=[c.model_dump(mode="json") for c in schema.columns],
+        key_columns=list(schema.key_columns),
+        version_columns=list(schema.version_columns),
+        encoding=schema.encoding,
+        options=options,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(dashboard)
+    session.flush()
+    feeds.insert(0, CsvDashboardFeed(name="upload", role="official", source="upload"))
+    for feed in feeds:
+        feed.id = uuid.uuid4()
+        feed.csv_dashboard_id = dashboard.id
+        feed.created_at = feed.updated_at = now
+        session.add(feed)
+    session.flush()
+    return dashboard
+
+
+def get_dashboard(session: Session, slug_or_id: str) -> CsvDashboard:
+    query = select(CsvDashboard).where(CsvDashboard.slug == slug_or_id)
+    dashboard = session.scalar(query)
+    if dashboard is None:
+        try:
+            dashboard = session.get(CsvDashboard, uuid.UUID(slug_or_id))
+        except ValueError:
+            dashboard = None
+    if dashboard is None:
+        raise NotFound("DASHBOARD_NOT_FOUND", f"no dashboard {slug_or_id!r}")
+    return dashboard
+
+
+def list_dashboards(session: Session) -> list[CsvDashboard]:
+    return list(session.scalars(select(CsvDashboard).order_by(CsvDashboard.slug)))
+
+
+def feeds_of(session: Session, dashboard_id: uuid.UUID, role: str) -> list[CsvDashboardFeed]:
+    return list(
+        session.scalars(
+            select(CsvDashboardFeed)
+            .where(
+                CsvDashboardFeed.csv_dashboard_id == dashboard_id,
+                CsvDashboardFeed.role == role,
+                CsvDashboardFeed.enabled.is_(True),
+            )
+            .order_by(CsvDashboardFeed.created_at, CsvDashboardFeed.name)
+        )
+    )
+
+
+def upload_feed(session: Session, dashboard_id: uuid.UUID, role: str) -> CsvDashboardFeed:
+    """The feed an uploaded file of this role arrives through."""
+    for feed in feeds_of(session, dashboard_id, role):
+        if feed.source == "upload":
+            return feed
+    raise InvalidRequest(
+        "NO_FEED_FOR_ROLE", f"this dashboard has no enabled upload feed with role {role!r}"
+    )
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    rows: int
+    operator_records: dict[str, int]
+
+
+def purge_retired(
+    session: Session, dashboard: CsvDashboard, retired_before: datetime, *, dry_run: bool = False
+) -> PurgeReport:
+    """Delete rows retired before a date; operator data goes with them by cascade."""
+    from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
+
+    doomed = select(CsvDashboardRow.id).where(
+        CsvDashboardRow.csv_dashboard_id == dashboard.id,
+        CsvDashboardRow.is_active.is_(False),
+        CsvDashboardRow.retired_at < retired_before,
+    )
+    rows = session.scalar(select(func.count()).select_from(doomed.subquery())) or 0
+    records: dict[str, int] = {}
+    for table in (*OPERATOR_TABLES, ProductionScheduleExternalCompletion):
+        n = session.scalar(select(func.count()).where(table.csv_dashboard_row_id.in_(doomed)))
+        records[table.__tablename__] = n or 0
+    if not dry_run:
+        session.execute(delete(CsvDashboardRow).where(CsvDashboardRow.id.in_(doomed)))
+    return PurgeReport(rows=rows, operator_records=records)

@@ -1,0 +1,443 @@
+"""Stage parsed rows, then merge them into the dashboard with a handful of set-based statements.
+
+Staging is a per-run temporary table on the run's own connection: PostgreSQL fills it with
+COPY, SQLite with batched executemany. Staging touches no shared table, so on SQLite it holds
+no lock on the database; only :meth:`Merge.apply` runs inside the write transaction. No
+statement binds more than a row's worth of parameters, whatever the file size.
+
+Operator-owned tables are never named here: ingestion writes rows, the source-owned
+external-completion table and the ledger, nothing else (seeds/adr_production_schedule_progress.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from csvboard.db.engine import json_dumps
+from csvboard.ingest.validate import RejectedRow, SupplementRow, ValidRow, fold_duplicates
+
+# Outcomes a staged row can end with (ingestion_items are derived from them).
+NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "supplemented"
+EXCLUDED, FAILED = "excluded", "failed"
+COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
+
+BATCH_ROWS = 2_000
+
+
+def _sqlite_ts(value: datetime | None) -> str | None:
+    # The text form SQLAlchemy's DateTime uses on SQLite, so staged values read back the same.
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _version_json(version: Sequence[Decimal | None]) -> str:
+    return "[" + ",".join("null" if v is None else str(v) for v in version) + "]"
+
+
+@dataclass
+class Stage:
+    """A run's staging table for one role (official rows or appearance supplements)."""
+
+    conn: Connection
+    role: str
+    version_count: int
+    name: str = ""
+    _buffer: list[tuple[Any, ...]] = field(default_factory=list)
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.name = f"stg_{self.role[:3]}_{uuid.uuid4().hex[:12]}"
+        self.is_pg = self.conn.dialect.name == "postgresql"
+
+    @property
+    def versions(self) -> list[str]:
+        return [f"v{i}" for i in range(self.version_count)]
+
+    @property
+    def stored_versions(self) -> list[str]:
+        return [f"sv{i}" for i in range(self.version_count)]
+
+    def columns(self) -> list[str]:
+        return [
+            "seq", "source_id", "feed_id", "line", "row_key", "row_data", "data_hash",
+            "vjson", *self.versions, "occurred_at", "completion", "new_id", "outcome",
+            "reason", "message",
+        ]  # fmt: skip
+
+    def create(self) -> None:
+        uid = "uuid" if self.is_pg else "CHAR(32)"
+        js = "jsonb" if self.is_pg else "TEXT"
+        ts = "timestamptz" if self.is_pg else "TEXT"
+        num = "numeric" if self.is_pg else "NUMERIC"
+        boolean = "boolean" if self.is_pg else "INTEGER"
+        versions = "".join(f", v{i} {num}, sv{i} {num}" for i in range(self.version_count))
+        self.conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {self.name} ("
+            f"seq integer PRIMARY KEY, source_id {uid}, feed_id {uid}, line integer NOT NULL,"
+            f" row_key text, row_data {js}, data_hash text, vjson {js}{versions},"
+            f" occurred_at {ts}, completion {boolean}, new_id {uid}, outcome text,"
+            f" reason text, message text, row_id {uid}, stored_hash text,"
+            f" stored_active {boolean})"
+        )
+
+    def _uid(self, value: uuid.UUID | None) -> Any:
+        if value is None:
+            return None
+        return value if self.is_pg else value.hex
+
+    def _ts(self, value: datetime | None) -> Any:
+        return value if self.is_pg else _sqlite_ts(value)
+
+    def _num(self, value: Decimal | None) -> Any:
+        return value if self.is_pg or value is None else str(value)
+
+    def _bool(self, value: bool | None) -> Any:
+        return value if self.is_pg or value is None else int(value)
+
+    def add_valid(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: ValidRow) -> None:
+        self._seq += 1
+        self._buffer.append(
+            (
+                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                json_dumps(row.row_data), row.data_hash, _version_json(row.version),
+                *(self._num(v) for v in row.version), self._ts(row.occurred_at),
+                self._bool(row.completion), self._uid(uuid.uuid4()), None, None, None,
+            )
+        )  # fmt: skip
+
+    def add_supplement(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: SupplementRow) -> None:
+        self._seq += 1
+        self._buffer.append(
+            (
+                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                json_dumps(row.supplement), row.data_hash, None,
+                *([None] * self.version_count), None, self._bool(row.completion), None, None,
+                None, None,
+            )
+        )  # fmt: skip
+
+    def add_rejected(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: RejectedRow) -> None:
+        self._seq += 1
+        self._buffer.append(
+            (
+                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                None, None, None, *([None] * self.version_count), None, None, None, FAILED,
+                row.reason_code, row.message,
+            )
+        )  # fmt: skip
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        cols = self.columns()
+        if self.is_pg:
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                with cursor.copy(f"COPY {self.name} ({', '.join(cols)}) FROM STDIN") as copy:
+                    for row in self._buffer:
+                        copy.write_row(row)
+            finally:
+                cursor.close()
+        else:
+            placeholders = ", ".join("?" for _ in cols)
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {self.name} ({', '.join(cols)}) VALUES ({placeholders})",
+                self._buffer,  # type: ignore[arg-type]
+            )
+        self._buffer.clear()
+
+    def index(self) -> None:
+        self.conn.exec_driver_sql(f"CREATE INDEX {self.name}_key ON {self.name} (row_key)")
+        self.conn.exec_driver_sql(f"ANALYZE {self.name}")
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.name}")
+
+    @property
+    def staged(self) -> int:
+        return self._seq
+
+
+def exclude_in_file_duplicates(stage: Stage) -> int:
+    """Keep one row per key: the highest version, ties to the last in the file.
+
+    Only keys that occur more than once are read back, so memory follows the number of
+    duplicates, not the file size.
+    """
+    conn = stage.conn
+    vcols = "".join(f", {v}" for v in stage.versions)
+    rows = conn.exec_driver_sql(
+        f"SELECT row_key, seq, line{vcols} FROM {stage.name} WHERE outcome IS NULL AND row_key IN"
+        f" (SELECT row_key FROM {stage.name} WHERE outcome IS NULL"
+        f"  GROUP BY row_key HAVING count(*) > 1) ORDER BY row_key, seq"
+    )
+    losers: list[tuple[str, int]] = []
+
+    def settle(group: list[tuple[int, int, tuple[Decimal | None, ...]]]) -> None:
+        winner_seq = fold_duplicates((seq, version) for seq, _line, version in group)
+        winner_line = next(line for seq, line, _v in group if seq == winner_seq)
+        for seq, line, _version in group:
+            if seq != winner_seq:
+                losers.append(
+                    (
+                        f"line {line}: the same key appears again at line {winner_line} with a"
+                        " higher or equal version; this row was not applied",
+                        seq,
+                    )
+                )
+
+    current: str | None = None
+    group: list[tuple[int, int, tuple[Decimal | None, ...]]] = []
+    for row in rows:
+        key, seq, line = row[0], row[1], row[2]
+        version = tuple(None if v is None else Decimal(str(v)) for v in row[3:])
+        if key != current and group:
+            settle(group)
+            group = []
+        current = key
+        group.append((seq, line, version))
+    if group:
+        settle(group)
+    for start in range(0, len(losers), BATCH_ROWS):
+        batch = losers[start : start + BATCH_ROWS]
+        conn.execute(
+            text(
+                f"UPDATE {stage.name} SET outcome = 'excluded',"
+                " reason = 'DUPLICATE_KEY_IN_SOURCE', message = :message WHERE seq = :seq"
+            ),
+            [{"message": m, "seq": s} for m, s in batch],
+        )
+    return len(losers)
+
+
+@dataclass(frozen=True)
+class MergeContext:
+    run_id: uuid.UUID
+    dashboard_id: uuid.UUID
+    dedup: bool
+    snapshot: bool  # official_ingestion: absent keys are retired
+    now: datetime
+
+
+class Merge:
+    """The set-based statements of one run's apply, executed in the caller's transaction."""
+
+    def __init__(self, conn: Connection, ctx: MergeContext) -> None:
+        self.conn = conn
+        self.ctx = ctx
+        self.is_pg = conn.dialect.name == "postgresql"
+
+    # -- helpers -------------------------------------------------------------------------
+    def _uid(self, value: uuid.UUID) -> Any:
+        return value if self.is_pg else value.hex
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        now: Any = self.ctx.now if self.is_pg else _sqlite_ts(self.ctx.now)
+        return {
+            "run": self._uid(self.ctx.run_id),
+            "dash": self._uid(self.ctx.dashboard_id),
+            "now": now,
+            **extra,
+        }
+
+    def _exec(self, sql: str, **extra: Any) -> int:
+        result = self.conn.execute(text(sql), self._params(**extra))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _stored_version(self, i: int) -> str:
+        if self.is_pg:
+            return f"(r.version_values->>{i})::numeric"
+        return f"json_extract(r.version_values, '$[{i}]')"
+
+    def lock_dashboard(self) -> None:
+        """Runs of one dashboard apply one at a time (SQLite: the write lock already does)."""
+        if self.is_pg:
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"csvboard:dashboard:{self.ctx.dashboard_id}"},
+            )
+
+    # -- matching ------------------------------------------------------------------------
+    def match(self, stage: Stage, *, active_only: bool = False) -> None:
+        """Attach each staged row to the stored row with the same key (DEDUP dashboards)."""
+        sets = ["row_id = r.id", "stored_hash = r.data_hash", "stored_active = r.is_active"]
+        sets += [f"sv{i} = {self._stored_version(i)}" for i in range(stage.version_count)]
+        active = " AND r.is_active" if active_only else ""
+        self._exec(
+            f"UPDATE {stage.name} SET {', '.join(sets)} FROM csv_dashboard_rows r"
+            f" WHERE r.csv_dashboard_id = :dash AND r.is_dedup{active}"
+            f" AND r.row_key = {stage.name}.row_key AND {stage.name}.outcome IS NULL"
+        )
+
+    def exclude_stale(self, stage: Stage, version_names: Sequence[str]) -> int:
+        """An incoming row strictly older than the stored one is excluded (STALE_ROW)."""
+        if not stage.version_count:
+            return 0
+        s = stage.name
+        terms = []
+        for i in range(stage.version_count):
+            equal_before = [
+                f"({s}.v{j} IS NULL OR {s}.sv{j} IS NULL OR {s}.v{j} = {s}.sv{j})" for j in range(i)
+            ]
+            lower = f"({s}.v{i} IS NOT NULL AND {s}.sv{i} IS NOT NULL AND {s}.v{i} < {s}.sv{i})"
+            terms.append("(" + " AND ".join([*equal_before, lower]) + ")")
+        names = ", ".join(version_names)
+        return self._exec(
+            f"UPDATE {s} SET outcome = 'excluded', reason = 'STALE_ROW',"
+            f" message = 'line ' || line || ': older than the stored row by ({names});"
+            f" the stored row was kept'"
+            f" WHERE outcome IS NULL AND row_id IS NOT NULL AND ({' OR '.join(terms)})"
+        )
+
+    # -- official rows -------------------------------------------------------------------
+    def classify(self, stage: Stage) -> None:
+        s = stage.name
+        if self.ctx.dedup:
+            self._exec(
+                f"UPDATE {s} SET outcome = CASE"
+                " WHEN row_id IS NULL THEN 'new'"
+                " WHEN stored_hash <> data_hash OR NOT stored_active THEN 'updated'"
+                " ELSE 'unchanged' END WHERE outcome IS NULL"
+            )
+        else:
+            self._exec(f"UPDATE {s} SET outcome = 'new' WHERE outcome IS NULL")
+        self._exec(f"UPDATE {s} SET row_id = new_id WHERE outcome = 'new'")
+
+    def upsert_rows(self, stage: Stage) -> int:
+        """One INSERT … ON CONFLICT that writes only rows whose data changed.
+
+        The UPDATE arm never sets id, csv_dashboard_id or row_key, so PostgreSQL takes only
+        FOR NO KEY UPDATE row locks and kiosk writes (FK checks: FOR KEY SHARE) never wait.
+        """
+        s = stage.name
+        empty = "'{}'::jsonb" if self.is_pg else "'{}'"
+        insert = (
+            "INSERT INTO csv_dashboard_rows (id, csv_dashboard_id, row_key, is_dedup, row_data,"
+            " supplement_data, data_hash, version_values, occurred_at, is_active, retired_at,"
+            " first_run_id, last_changed_run_id, created_at, updated_at)"
+            f" SELECT row_id, :dash, row_key, {'true' if self.ctx.dedup else 'false'}, row_data,"
+            f" {empty}, data_hash, vjson, occurred_at, true, NULL, :run, :run, :now, :now"
+            f" FROM {s} WHERE outcome IN ('new', 'updated')"
+        )
+        if not self.ctx.dedup:
+            return self._exec(insert)
+        return self._exec(
+            insert + " ON CONFLICT (csv_dashboard_id, row_key) WHERE is_dedup DO UPDATE SET"
+            " row_data = excluded.row_data, data_hash = excluded.data_hash,"
+            " version_values = excluded.version_values, occurred_at = excluded.occurred_at,"
+            " is_active = true, retired_at = NULL,"
+            " last_changed_run_id = excluded.last_changed_run_id,"
+            " updated_at = excluded.updated_at"
+            " WHERE csv_dashboard_rows.data_hash IS DISTINCT FROM excluded.data_hash"
+            " OR NOT csv_dashboard_rows.is_active"
+        )
+
+    def retire_absent(self, stages: Iterable[Stage]) -> int:
+        """Snapshot semantics: active rows whose key the file does not mention are retired.
+
+        Keys of rejected and excluded rows count as mentioned: a typo in one cell must not
+        retire the step (and hide its operator data).
+        """
+        absent = " AND ".join(
+            f"NOT EXISTS (SELECT 1 FROM {st.name} s WHERE s.row_key = r.row_key)" for st in stages
+        )
+        where = f"r.csv_dashboard_id = :dash AND r.is_dedup AND r.is_active AND {absent}"
+        self._exec(
+            "INSERT INTO ingestion_items (run_id, source_id, csv_dashboard_id,"
+            " csv_dashboard_row_id, line_number, row_key, status, update_type, reason_code,"
+            " message) SELECT :run, NULL, :dash, r.id, NULL, r.row_key, 'succeeded', 'retired',"
+            " 'ABSENT_FROM_SNAPSHOT',"
+            " 'not in the official snapshot: retired (kept, with its operator data)'"
+            f" FROM csv_dashboard_rows r WHERE {where}"
+        )
+        return self._exec(
+            "UPDATE csv_dashboard_rows SET is_active = false, retired_at = :now,"
+            " last_changed_run_id = :run, updated_at = :now"
+            f" WHERE id IN (SELECT r.id FROM csv_dashboard_rows r WHERE {where})"
+        )
+
+    def set_external_completion(self, stage: Stage, outcomes: Sequence[str]) -> int:
+        """Source-owned completion (official ``progress`` / appearance status codes)."""
+        s = stage.name
+        completed = "s.completion" if self.is_pg else "s.completion <> 0"
+        wanted = ", ".join(f"'{o}'" for o in outcomes)
+        return self._exec(
+            "INSERT INTO production_schedule_external_completion (csv_dashboard_row_id,"
+            " csv_dashboard_id, is_completed, source_feed_id, run_id, updated_at)"
+            f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {s} s"
+            f" WHERE s.outcome IN ({wanted}) AND s.completion IS NOT NULL AND s.row_id IS NOT NULL"
+            " ON CONFLICT (csv_dashboard_row_id) DO UPDATE SET"
+            " is_completed = excluded.is_completed, source_feed_id = excluded.source_feed_id,"
+            " run_id = excluded.run_id, updated_at = excluded.updated_at"
+            " WHERE production_schedule_external_completion.is_completed"
+            " IS DISTINCT FROM excluded.is_completed"
+        )
+
+    # -- appearance supplements ----------------------------------------------------------
+    def classify_supplements(self, stage: Stage) -> None:
+        s = stage.name
+        self._exec(
+            f"UPDATE {s} SET outcome = 'excluded', reason = 'UNKNOWN_KEY',"
+            " message = 'line ' || line || ': no row with this key on the dashboard'"
+            " WHERE outcome IS NULL AND row_id IS NULL"
+        )
+        if self.is_pg:
+            merged_differs = "(r.supplement_data || s.row_data) IS DISTINCT FROM r.supplement_data"
+        else:
+            merged_differs = (
+                "json_patch(json(r.supplement_data), s.row_data) IS NOT json(r.supplement_data)"
+            )
+        completion_differs = (
+            "(s.completion IS NOT NULL AND s.completion IS DISTINCT FROM"
+            " (SELECT e.is_completed FROM production_schedule_external_completion e"
+            "  WHERE e.csv_dashboard_row_id = s.row_id))"
+        )
+        self._exec(
+            f"UPDATE {s} AS s SET outcome = CASE WHEN {merged_differs} OR {completion_differs}"
+            " THEN 'supplemented' ELSE 'unchanged' END FROM csv_dashboard_rows r"
+            " WHERE r.id = s.row_id AND s.outcome IS NULL"
+        )
+
+    def apply_supplements(self, stage: Stage) -> int:
+        s = stage.name
+        if self.is_pg:
+            return self._exec(
+                "UPDATE csv_dashboard_rows r SET supplement_data = r.supplement_data || s.row_data,"
+                f" last_changed_run_id = :run, updated_at = :now FROM {s} s"
+                " WHERE r.id = s.row_id AND s.outcome = 'supplemented'"
+            )
+        return self._exec(
+            "UPDATE csv_dashboard_rows SET"
+            " supplement_data = json_patch(json(csv_dashboard_rows.supplement_data), s.row_data),"
+            f" last_changed_run_id = :run, updated_at = :now FROM {s} s"
+            " WHERE csv_dashboard_rows.id = s.row_id AND s.outcome = 'supplemented'"
+        )
+
+    # -- ledger --------------------------------------------------------------------------
+    def write_items(self, stage: Stage) -> int:
+        """One ingestion_items row per staged row that changed state, was rejected or excluded."""
+        return self._exec(
+            "INSERT INTO ingestion_items (run_id, source_id, csv_dashboard_id,"
+            " csv_dashboard_row_id, line_number, row_key, status, update_type, reason_code,"
+            " message) SELECT :run, source_id, :dash, row_id, line, row_key,"
+            " CASE outcome WHEN 'failed' THEN 'failed' WHEN 'excluded' THEN 'excluded'"
+            " ELSE 'succeeded' END,"
+            " CASE outcome WHEN 'new' THEN 'new' WHEN 'updated' THEN 'existing'"
+            " WHEN 'supplemented' THEN 'supplement' ELSE NULL END,"
+            f" reason, message FROM {stage.name}"
+            " WHERE outcome IN ('new', 'updated', 'supplemented', 'failed', 'excluded')"
+        )
+
+    def outcome_counts(self, stage: Stage) -> dict[str, int]:
+        rows = self.conn.exec_driver_sql(
+            f"SELECT outcome, count(*) FROM {stage.name} GROUP BY outcome"
+        )
+        return {str(outcome): int(n) for outcome, n in rows}

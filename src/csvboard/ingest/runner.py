@@ -1,0 +1,496 @@
+"""Execute one queued run: decode → parse → validate → stage → apply, then end it in the ledger.
+
+The run's row changes commit in one transaction at its end, together with its items, counts
+and terminal transition. Everything before that (live counts, heartbeats, the detected
+encoding) is committed separately and touches only the ledger. On any failure the apply
+transaction is rolled back and the run ends ``failed`` with the error's code; a cancel
+request seen between batches ends it ``cancelled``. Either way, nothing of the dashboard
+changed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from csvboard.dashboards.columns import DashboardSchema
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.dashboards.service import mapping_of, schema_of
+from csvboard.db.engine import SQLITE_IMMEDIATE, read_session, write_session
+from csvboard.ingest.apply import (
+    BATCH_ROWS,
+    EXCLUDED,
+    FAILED,
+    NEW,
+    SUPPLEMENTED,
+    UNCHANGED,
+    UPDATED,
+    Merge,
+    MergeContext,
+    Stage,
+    exclude_in_file_duplicates,
+)
+from csvboard.ingest.decode import detect_encoding, open_text
+from csvboard.ingest.errors import RunError
+from csvboard.ingest.parse import (
+    Record,
+    RecordError,
+    iter_records,
+    map_appearance_header,
+    map_header,
+    max_field_chars_for,
+)
+from csvboard.ingest.validate import (
+    AppearanceValidator,
+    RejectedRow,
+    RowValidator,
+    SupplementRow,
+    reject_record_error,
+)
+from csvboard.runs import lifecycle
+from csvboard.runs.lifecycle import RunCounts
+from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
+from csvboard.runs.service import dashboard_of, sources_of
+from csvboard.runs.vocabulary import EventStatus, RunKind, RunStatus, TargetType
+from csvboard.settings import Settings
+
+log = structlog.get_logger("csvboard.ingest")
+
+ProgressCallback = Callable[[RunCounts], None]
+
+
+class Cancelled(Exception):
+    """A cancel request was seen between batches."""
+
+
+@dataclass
+class _Tally:
+    target: int = 0
+    failed: int = 0
+
+    def counts(self, success: int = 0) -> RunCounts:
+        return RunCounts(target=self.target, success=success, failed=self.failed)
+
+
+@dataclass
+class RunOutcome:
+    run_id: uuid.UUID
+    status: RunStatus
+    counts: RunCounts
+    error_code: str | None = None
+    message: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class RunExecutor:
+    """Runs one run to its end. Create one per run; call :meth:`execute`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: uuid.UUID,
+        *,
+        settings: Settings,
+        worker_id: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.settings = settings
+        self.worker_id = worker_id
+        self.on_progress = on_progress
+        self.tally = _Tally()
+        self.started = time.monotonic()
+        self.log = log.bind(run_id=str(run_id), worker_id=worker_id)
+
+    # -- ledger helpers (short transactions of their own) ---------------------------------
+    def _claim(self) -> tuple[IngestionRun, CsvDashboard, list[IngestionRunSource]]:
+        with write_session(self.engine) as session:
+            lifecycle.transition(
+                session,
+                self.run_id,
+                expected=RunStatus.QUEUED,
+                to=RunStatus.RUNNING,
+                message=f"started by {self.worker_id}",
+            )
+            now = lifecycle.utcnow()
+            updated = session.execute(
+                update(IngestionRunLease)
+                .where(IngestionRunLease.run_id == self.run_id)
+                .values(worker_id=self.worker_id, heartbeat_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+            if not updated:
+                session.add(
+                    IngestionRunLease(
+                        run_id=self.run_id,
+                        worker_id=self.worker_id,
+                        heartbeat_at=now,
+                        cancel_requested=False,
+                    )
+                )
+            run = session.get_one(IngestionRun, self.run_id)
+            dashboard = dashboard_of(session, self.run_id)
+            sources = sources_of(session, self.run_id)
+            self.log = self.log.bind(trace_id=run.trace_id, dashboard=dashboard.slug)
+            return run, dashboard, sources
+
+    def _checkpoint(self) -> None:
+        """Between batches: publish counts, heartbeat, honour cancel and the run timeout."""
+        counts = self.tally.counts()
+        with write_session(self.engine) as session:
+            lifecycle.update_progress(session, self.run_id, counts)
+            session.execute(
+                update(IngestionRunLease)
+                .where(IngestionRunLease.run_id == self.run_id)
+                .values(heartbeat_at=lifecycle.utcnow())
+            )
+            cancel = lifecycle.cancel_requested(session, self.run_id)
+        if self.on_progress:
+            self.on_progress(counts)
+        if cancel:
+            raise Cancelled()
+        if time.monotonic() - self.started > self.settings.run_timeout_seconds:
+            raise RunError(
+                "RUN_TIMEOUT", f"the run exceeded its {self.settings.run_timeout_seconds} s limit"
+            )
+
+    def _record_encoding(self, source_id: uuid.UUID, codec: str) -> None:
+        with write_session(self.engine) as session:
+            session.execute(
+                update(IngestionRunSource)
+                .where(IngestionRunSource.id == source_id)
+                .values(detected_encoding=codec)
+            )
+
+    def _end_without_commit(
+        self, to: RunStatus, *, error_code: str | None, message: str
+    ) -> RunOutcome:
+        counts = self.tally.counts()
+        try:
+            self._transition_out(to, counts, error_code=error_code, message=message)
+        except lifecycle.TransitionConflict:
+            # Someone ended the run first (the reaper, say): report what the ledger says.
+            with read_session(self.engine) as session:
+                status = RunStatus(session.get_one(IngestionRun, self.run_id).status)
+            self.log.warning("run_already_ended", status=status.value)
+            return RunOutcome(self.run_id, status, counts, error_code, message)
+        return RunOutcome(self.run_id, to, counts, error_code, message)
+
+    def _transition_out(
+        self, to: RunStatus, counts: RunCounts, *, error_code: str | None, message: str
+    ) -> None:
+        with write_session(self.engine) as session:
+            lifecycle.transition(
+                session,
+                self.run_id,
+                expected=RunStatus.RUNNING,
+                to=to,
+                counts=counts,
+                error_code=error_code,
+                message=message,
+            )
+            session.execute(
+                delete(IngestionRunLease).where(IngestionRunLease.run_id == self.run_id)
+            )
+
+    # -- the run ---------------------------------------------------------------------------
+    def execute(self) -> RunOutcome:
+        run, dashboard, sources = self._claim()
+        schema = schema_of(dashboard)
+        with read_session(self.engine) as session:
+            feeds = {
+                f.id: f
+                for f in session.scalars(
+                    select(CsvDashboardFeed).where(
+                        CsvDashboardFeed.csv_dashboard_id == dashboard.id
+                    )
+                )
+            }
+        conn = self.engine.connect()
+        stages: list[Stage] = []
+        try:
+            try:
+                return self._execute(conn, run, dashboard, schema, sources, feeds, stages)
+            except Cancelled:
+                self._rollback(conn)
+                self.log.info("run_cancelled")
+                return self._end_without_commit(
+                    RunStatus.CANCELLED, error_code=None, message="cancelled before commit"
+                )
+            except RunError as exc:
+                self._rollback(conn)
+                self.log.warning("run_failed", error_code=exc.code, error=exc.message)
+                return self._end_without_commit(
+                    RunStatus.FAILED, error_code=exc.code, message=exc.message
+                )
+            except SQLAlchemyError as exc:
+                self._rollback(conn)
+                self.log.error("run_failed_database", error=str(exc.__class__.__name__))
+                return self._end_without_commit(
+                    RunStatus.FAILED,
+                    error_code="DATABASE_ERROR",
+                    message=f"the database refused the apply ({exc.__class__.__name__});"
+                    " nothing was committed",
+                )
+            except Exception as exc:
+                self._rollback(conn)
+                self.log.exception("run_failed_internal")
+                return self._end_without_commit(
+                    RunStatus.FAILED,
+                    error_code="INTERNAL_ERROR",
+                    message=f"unexpected {exc.__class__.__name__}; nothing was committed",
+                )
+        finally:
+            for stage in stages:
+                try:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    stage.drop()
+                    conn.commit()
+                except SQLAlchemyError:
+                    conn.invalidate()
+                    break
+            conn.close()
+
+    @staticmethod
+    def _rollback(conn: Any) -> None:
+        if conn.in_transaction():
+            conn.rollback()
+
+    def _execute(
+        self,
+        conn: Any,
+        run: IngestionRun,
+        dashboard: CsvDashboard,
+        schema: DashboardSchema,
+        sources: list[IngestionRunSource],
+        feeds: dict[uuid.UUID, CsvDashboardFeed],
+        stages: list[Stage],
+    ) -> RunOutcome:
+        kind = RunKind(run.run_kind)
+        official = Stage(conn, TargetType.OFFICIAL.value, len(schema.version_columns))
+        appearance = Stage(conn, TargetType.APPEARANCE.value, 0)
+        for stage in (official, appearance):
+            stage.create()
+            stages.append(stage)
+        conn.commit()
+
+        for source in sources:
+            if source.role not in run.target_types:
+                continue
+            feed = feeds.get(source.feed_id) if source.feed_id else None
+            if feed is None:
+                raise RunError("FEED_MISSING", f"{source.file_name}: its feed no longer exists")
+            stage = official if source.role == TargetType.OFFICIAL.value else appearance
+            self._stage_source(conn, stage, source, feed, schema)
+
+        merge_ctx = MergeContext(
+            run_id=self.run_id,
+            dashboard_id=dashboard.id,
+            dedup=schema.ingest_mode == "DEDUP",
+            snapshot=kind is RunKind.OFFICIAL_INGESTION,
+            now=lifecycle.utcnow(),
+        )
+        duplicates = 0
+        if merge_ctx.dedup:
+            duplicates += exclude_in_file_duplicates(official)
+        if appearance.staged:
+            duplicates += exclude_in_file_duplicates(appearance)
+        for stage in stages:
+            stage.index()
+        conn.commit()
+        self._checkpoint()
+
+        # The apply: one transaction, on SQLite taking the write lock at BEGIN.
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(**{SQLITE_IMMEDIATE: True})
+        conn.begin()
+        lock_started = time.monotonic()
+        merge = Merge(conn, merge_ctx)
+        merge.lock_dashboard()
+        summary: dict[str, Any] = {"duplicates_excluded": duplicates}
+        if self.tally.target and self.tally.failed == self.tally.target:
+            # Every row rejected: nothing to apply; the items explain why.
+            for stage in stages:
+                merge.write_items(stage)
+            return self._finish(conn, merge_ctx, summary, success=0, lock_started=lock_started)
+
+        retired = 0
+        if official.staged:
+            if merge_ctx.dedup:
+                merge.match(official)
+                summary["stale_excluded"] = merge.exclude_stale(official, schema.version_columns)
+            merge.classify(official)
+            merge.upsert_rows(official)
+            if schema.completion_column:
+                merge.set_external_completion(official, (NEW, UPDATED, UNCHANGED))
+        if merge_ctx.snapshot and merge_ctx.dedup:
+            if official.staged:
+                retired = merge.retire_absent([official])
+            else:
+                summary["note"] = "empty snapshot: nothing retired"
+        if appearance.staged:
+            merge.match(appearance)
+            merge.classify_supplements(appearance)
+            merge.apply_supplements(appearance)
+            merge.set_external_completion(appearance, (SUPPLEMENTED, UNCHANGED))
+        for stage in stages:
+            merge.write_items(stage)
+        outcomes: dict[str, int] = {}
+        for stage in stages:
+            for outcome, n in merge.outcome_counts(stage).items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + n
+        summary.update(
+            inserted=outcomes.get(NEW, 0),
+            updated=outcomes.get(UPDATED, 0),
+            unchanged=outcomes.get(UNCHANGED, 0),
+            supplemented=outcomes.get(SUPPLEMENTED, 0),
+            excluded=outcomes.get(EXCLUDED, 0),
+            rejected=outcomes.get(FAILED, 0),
+            retired=retired,
+        )
+        success = self.tally.target - self.tally.failed
+        return self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
+
+    def _finish(
+        self,
+        conn: Any,
+        ctx: MergeContext,
+        summary: dict[str, Any],
+        *,
+        success: int,
+        lock_started: float,
+    ) -> RunOutcome:
+        """Last checks, then the terminal transition and commit — in the apply transaction."""
+        from sqlalchemy.orm import Session
+
+        counts = self.tally.counts(success=success)
+        with Session(bind=conn) as session:
+            if lifecycle.cancel_requested(session, self.run_id):
+                raise Cancelled()
+            if counts.failed == 0:
+                to, code, message = RunStatus.SUCCEEDED, None, "applied"
+            elif counts.success > 0:
+                to, code = RunStatus.PARTIAL, None
+                message = f"applied; {counts.failed} row(s) rejected"
+            else:
+                to, code = RunStatus.FAILED, "ALL_ROWS_REJECTED"
+                message = f"all {counts.failed} row(s) were rejected; nothing was applied"
+            summary["duration_seconds"] = round(time.monotonic() - self.started, 3)
+            summary["lock_seconds"] = round(time.monotonic() - lock_started, 3)
+            trace_id = session.scalar(
+                select(IngestionRun.trace_id).where(IngestionRun.run_id == self.run_id)
+            )
+            lifecycle.record_event(
+                session, self.run_id, trace_id or "", "summary", EventStatus.SUCCESS,
+                message=_describe(summary), details=summary,
+            )  # fmt: skip
+            lifecycle.transition(
+                session,
+                self.run_id,
+                expected=RunStatus.RUNNING,
+                to=to,
+                counts=counts,
+                error_code=code,
+                message=message,
+            )
+            session.execute(
+                delete(IngestionRunLease).where(IngestionRunLease.run_id == self.run_id)
+            )
+            session.flush()
+        conn.commit()
+        self.log.info("run_finished", status=to.value, **counts.columns(), **summary)
+        if self.on_progress:
+            self.on_progress(counts)
+        return RunOutcome(self.run_id, to, counts, code, message, summary)
+
+    def _stage_source(
+        self,
+        conn: Any,
+        stage: Stage,
+        source: IngestionRunSource,
+        feed: CsvDashboardFeed,
+        schema: DashboardSchema,
+    ) -> None:
+        if not source.stored_path or not Path(source.stored_path).is_file():
+            raise RunError(
+                "FILE_MISSING", f"{source.file_name}: the stored copy of the file is missing"
+            )
+        path = Path(source.stored_path)
+        codec = detect_encoding(path, schema.encoding)
+        self._record_encoding(source.id, codec)
+        appearance = stage.role == TargetType.APPEARANCE.value
+        validator: RowValidator | AppearanceValidator | None = None
+        conn.begin()
+        with open_text(path, codec) as stream:
+            for record in iter_records(stream, max_field_chars_for(schema)):
+                if validator is None:
+                    if isinstance(record, RecordError):
+                        raise RunError("HEADER_MISMATCH", f"{source.file_name}: {record.message}")
+                    validator = self._validator(record, schema, feed, source.file_name, appearance)
+                    continue
+                self.tally.target += 1
+                result = (
+                    validator.validate(record)
+                    if isinstance(record, Record)
+                    else reject_record_error(record)
+                )
+                if isinstance(result, RejectedRow):
+                    self.tally.failed += 1
+                    stage.add_rejected(source.id, feed.id, result)
+                elif isinstance(result, SupplementRow):
+                    stage.add_supplement(source.id, feed.id, result)
+                else:
+                    stage.add_valid(source.id, feed.id, result)
+                if self.tally.target % BATCH_ROWS == 0:
+                    stage.flush()
+                    conn.commit()
+                    self._checkpoint()
+                    conn.begin()
+        stage.flush()
+        conn.commit()
+
+    def _validator(
+        self,
+        header: Record,
+        schema: DashboardSchema,
+        feed: CsvDashboardFeed,
+        file_name: str,
+        appearance: bool,
+    ) -> RowValidator | AppearanceValidator:
+        if appearance:
+            mapping = mapping_of(feed)
+            return AppearanceValidator(
+                schema, mapping, map_appearance_header(header, schema, mapping, file_name)
+            )
+        return RowValidator(schema, map_header(header, schema, file_name), self.settings.timezone)
+
+
+def _describe(summary: dict[str, Any]) -> str:
+    parts = [
+        f"{summary.get(k, 0)} {k}"
+        for k in ("inserted", "updated", "unchanged", "supplemented", "retired", "excluded")
+        if summary.get(k)
+    ]
+    return ", ".join(parts) or "no row changed"
+
+
+def execute_run(
+    engine: Engine,
+    run_id: uuid.UUID,
+    *,
+    settings: Settings,
+    worker_id: str,
+    on_progress: ProgressCallback | None = None,
+) -> RunOutcome:
+    return RunExecutor(
+        engine, run_id, settings=settings, worker_id=worker_id, on_progress=on_progress
+    ).execute()

@@ -1,0 +1,29 @@
+"""Process settings, read from the environment (12-factor; no config file to lose)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_DATABASE_URL = "sqlite:///csvboard.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    timezone: ZoneInfo
+    run_timeout_seconds: int
+    max_field_chars: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("CSVBOARD_DATABASE_URL", DEFAULT_DATABASE_URL),
+            data_dir=Path(os.environ.get("CSVBOARD_DATA_DIR", "csvboard-data")),
+            timezone=ZoneInfo(os.environ.get("CSVBOARD_TIMEZONE", "Asia/Tokyo")),
+            run_timeout_seconds=int(os.environ.get("CSVBOARD_RUN_TIMEOUT_SECONDS", "3600")),
+            max_field_chars=int(os.environ.get("CSVBOARD_MAX_FIELD_CHARS", str(1 << 20))),
+        )

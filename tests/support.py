@@ -1,0 +1,124 @@
+"""Test helpers shared across domains: a small harness that creates dashboards and ingests text."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from csvboard.dashboards.models import CsvDashboard
+from csvboard.dashboards.service import create_dashboard
+from csvboard.db.engine import make_engine, read_session, write_session
+from csvboard.ingest.runner import RunOutcome, execute_run
+from csvboard.ingest.storage import store_file
+from csvboard.runs.service import start_upload_run
+from csvboard.settings import Settings
+
+SCHEDULE_HEADER = (
+    "ProductNo,FSEIBAN,FHINCD,FHINMEI,FSIGENCD,FSIGENMEI,FSIGENSHOYORYO,FKOJUN,progress,更新日時"
+)
+
+
+def schedule_line(
+    product_no: int,
+    seiban: str,
+    hincd: str,
+    kojun: int,
+    *,
+    resource: str = "R01",
+    name: str = "部品",
+    hours: str = "1.5",
+    progress: str = "",
+    updated: str = "",
+) -> str:
+    return (
+        f"{product_no:010d},{seiban},{hincd},{name},{resource},資源{resource},{hours},{kojun},"
+        f"{progress},{updated}"
+    )
+
+
+class Harness:
+    """One database + data directory; ingests files the way the CLI does."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        defaults = Settings.from_env()
+        self.settings = Settings(
+            database_url=url,
+            data_dir=data_dir,
+            timezone=defaults.timezone,
+            run_timeout_seconds=defaults.run_timeout_seconds,
+            max_field_chars=defaults.max_field_chars,
+        )
+        self.data_dir = data_dir
+        self.files = data_dir / "incoming"
+        self.files.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with write_session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with read_session(self.engine) as session:
+            yield session
+
+    def dashboard(
+        self,
+        slug: str = "production-schedule",
+        *,
+        preset: str | None = "production-schedule",
+        mode: str | None = None,
+    ) -> CsvDashboard:
+        with self.write() as session:
+            return create_dashboard(session, slug, preset=preset, mode=mode)
+
+    def write_file(
+        self, content: str | bytes, *, encoding: str = "cp932", file_name: str | None = None
+    ) -> Path:
+        path = self.files / (file_name or f"{uuid.uuid4().hex[:8]}.csv")
+        path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+        return path
+
+    def queue(
+        self,
+        dashboard: CsvDashboard,
+        path: Path,
+        *,
+        kind: str = "incremental_update",
+        requested_by: str = "tester",
+    ) -> uuid.UUID:
+        stored = store_file(self.data_dir, path)
+        with self.write() as session:
+            run = start_upload_run(
+                session,
+                dashboard=dashboard,
+                stored=stored,
+                run_kind=kind,
+                requested_by=requested_by,
+            )
+            return run.run_id
+
+    def run(self, run_id: uuid.UUID) -> RunOutcome:
+        return execute_run(self.engine, run_id, settings=self.settings, worker_id="test")
+
+    def ingest(
+        self,
+        dashboard: CsvDashboard,
+        content: str | bytes,
+        *,
+        kind: str = "incremental_update",
+        encoding: str = "cp932",
+        file_name: str | None = None,
+    ) -> RunOutcome:
+        path = self.write_file(content, encoding=encoding, file_name=file_name)
+        return self.run(self.queue(dashboard, path, kind=kind))
+
+    def close(self) -> None:
+        self.engine.dispose()
