@@ -31,8 +31,8 @@ def schema_of(dashboard: CsvDashboard) -> DashboardSchema:
         columns=tuple(ColumnDef.model_validate(c) for c in dashboard.columns),
         key_columns=tuple(dashboard.key_columns),
         version_columns=tuple(dashboard.version_columns),
-        ingest_mode=dashboard.ingest_mode,  # type: ignore[arg-type]
-        encoding=dashboard.encoding,  # type: ignore[arg-type]
+        ingest_mode=dashboard.ingest_mode,
+        encoding=dashboard.encoding,
         completion_column=options.get("completion_column"),
         completion_values=tuple(options.get("completion_values", ("完了",))),
         occurred_at_columns=tuple(options.get("occurred_at_columns", ())),

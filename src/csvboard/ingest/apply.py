@@ -150,7 +150,7 @@ class Stage:
             placeholders = ", ".join("?" for _ in cols)
             self.conn.exec_driver_sql(
                 f"INSERT INTO {self.name} ({', '.join(cols)}) VALUES ({placeholders})",
-                self._buffer,  # type: ignore[arg-type]
+                self._buffer,
             )
         self._buffer.clear()
 
@@ -250,7 +250,7 @@ class Merge:
 
     def _exec(self, sql: str, **extra: Any) -> int:
         result = self.conn.execute(text(sql), self._params(**extra))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
     def _stored_version(self, i: int) -> str:
         if self.is_pg:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
@@ -379,7 +379,7 @@ def list_runs(
 ) -> tuple[list[IngestionRun], str | None]:
     """Newest first, keyset-paginated on (created_at, run_id)."""
     check_limit(limit)
-    query: Select[tuple[IngestionRun]] = select(IngestionRun)
+    query = select(IngestionRun)
     if status:
         query = query.where(IngestionRun.status == status)
     if run_kind:
@@ -395,8 +395,8 @@ def list_runs(
             )
         )
     if cursor:
-        created_raw, rid_raw = decode_cursor(cursor)
         try:
+            created_raw, rid_raw = decode_cursor(cursor)
             created = datetime.fromisoformat(created_raw)
             rid = uuid.UUID(rid_raw)
         except (TypeError, ValueError):
@@ -437,7 +437,8 @@ def list_items(
     if status:
         query = query.where(IngestionItem.status == status)
     if cursor:
-        (after,) = decode_cursor(cursor)
+        values = decode_cursor(cursor)
+        after = values[0] if len(values) == 1 else None
         if not isinstance(after, int):
             raise InvalidRequest("INVALID_CURSOR", "the cursor is malformed")
         query = query.where(IngestionItem.id > after)
