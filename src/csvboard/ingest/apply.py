@@ -300,16 +300,17 @@ class Merge:
     # -- official rows -------------------------------------------------------------------
     def classify(self, stage: Stage) -> None:
         s = stage.name
+        # One pass: new rows take their pre-generated id, matched rows keep the stored one.
         if self.ctx.dedup:
             self._exec(
                 f"UPDATE {s} SET outcome = CASE"
                 " WHEN row_id IS NULL THEN 'new'"
                 " WHEN stored_hash <> data_hash OR NOT stored_active THEN 'updated'"
-                " ELSE 'unchanged' END WHERE outcome IS NULL"
+                " ELSE 'unchanged' END, row_id = COALESCE(row_id, new_id)"
+                " WHERE outcome IS NULL"
             )
         else:
-            self._exec(f"UPDATE {s} SET outcome = 'new' WHERE outcome IS NULL")
-        self._exec(f"UPDATE {s} SET row_id = new_id WHERE outcome = 'new'")
+            self._exec(f"UPDATE {s} SET outcome = 'new', row_id = new_id WHERE outcome IS NULL")
 
     def upsert_rows(self, stage: Stage) -> int:
         """One INSERT … ON CONFLICT that writes only rows whose data changed.
@@ -374,6 +375,9 @@ class Merge:
             " csv_dashboard_id, is_completed, source_feed_id, run_id, updated_at)"
             f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {s} s"
             f" WHERE s.outcome IN ({wanted}) AND s.completion IS NOT NULL AND s.row_id IS NOT NULL"
+            # No record means "not completed": write false only over an existing true.
+            f" AND ({completed} OR EXISTS (SELECT 1 FROM production_schedule_external_completion e"
+            "  WHERE e.csv_dashboard_row_id = s.row_id))"
             " ON CONFLICT (csv_dashboard_row_id) DO UPDATE SET"
             " is_completed = excluded.is_completed, source_feed_id = excluded.source_feed_id,"
             " run_id = excluded.run_id, updated_at = excluded.updated_at"
@@ -395,10 +399,11 @@ class Merge:
             merged_differs = (
                 "json_patch(json(r.supplement_data), s.row_data) IS NOT json(r.supplement_data)"
             )
+        # No external-completion record means "not completed".
         completion_differs = (
             "(s.completion IS NOT NULL AND s.completion IS DISTINCT FROM"
-            " (SELECT e.is_completed FROM production_schedule_external_completion e"
-            "  WHERE e.csv_dashboard_row_id = s.row_id))"
+            " COALESCE((SELECT e.is_completed FROM production_schedule_external_completion e"
+            "  WHERE e.csv_dashboard_row_id = s.row_id), false))"
         )
         self._exec(
             f"UPDATE {s} AS s SET outcome = CASE WHEN {merged_differs} OR {completion_differs}"
@@ -434,6 +439,7 @@ class Merge:
             " WHEN 'supplemented' THEN 'supplement' ELSE NULL END,"
             f" reason, message FROM {stage.name}"
             " WHERE outcome IN ('new', 'updated', 'supplemented', 'failed', 'excluded')"
+            " ORDER BY seq"  # item ids follow the file, so paging reads it in order
         )
 
     def outcome_counts(self, stage: Stage) -> dict[str, int]:
