@@ -53,7 +53,6 @@ class Harness:
             data_dir=data_dir,
             timezone=defaults.timezone,
             run_timeout_seconds=defaults.run_timeout_seconds,
-            max_field_chars=defaults.max_field_chars,
         )
         self.data_dir = data_dir
         self.files = data_dir / "incoming"

@@ -116,27 +116,29 @@ def test_runs_list_show_retry_cancel(board: str, tmp_path: Path) -> None:
 def test_schedule_commands_compose_operator_data(board: str, tmp_path: Path) -> None:
     cli_json("ingest", str(write_csv(tmp_path / "a.csv", *LINES)), "--dashboard", board)
     rows = cli_json("schedule", "rows", "--dashboard", board)
-    assert [r["row_data"]["FHINMEI"] for r in rows] == ["軸①", "㈱製", "髙精度"]
+    # Kiosk order: 製番, ProductNo, numeric 工順, 品番.
+    assert [r["row_data"]["FHINMEI"] for r in rows] == ["軸①", "髙精度", "㈱製"]
     assert all(r["row_data"]["progress"] == "" for r in rows)
-    first = rows[0]["id"]
+    by_name = {r["row_data"]["FHINMEI"]: r["id"] for r in rows}
+    first, noted, ordered_id = by_name["軸①"], by_name["㈱製"], by_name["髙精度"]
     done = cli_json("schedule", "complete", first)
     assert done["row_data"]["progress"] == "完了"
     assert cli_json("schedule", "complete", first)["row_data"]["progress"] == "完了"  # idempotent
-    assert cli_json("schedule", "note", rows[1]["id"], "段取り注意")["note"] == "段取り注意"
-    assert cli_json("schedule", "due", rows[1]["id"], "2026-12-01")["due_date"] == "2026-12-01"
-    ordered = cli_json("schedule", "order", rows[2]["id"], "R01", "1")
+    assert cli_json("schedule", "note", noted, "段取り注意")["note"] == "段取り注意"
+    assert cli_json("schedule", "due", noted, "2026-12-01")["due_date"] == "2026-12-01"
+    ordered = cli_json("schedule", "order", ordered_id, "R01", "1")
     assert ordered["order"] == {"resource_cd": "R01", "order_number": 1}
-    wrong = cli("schedule", "order", rows[2]["id"], "R99", "2", code=2)
+    wrong = cli("schedule", "order", ordered_id, "R99", "2", code=2)
     assert "RESOURCE_MISMATCH" in wrong.stderr
-    too_long = cli("schedule", "note", rows[1]["id"], "x" * 101, code=2)
+    too_long = cli("schedule", "note", noted, "x" * 101, code=2)
     assert "INVALID_NOTE" in too_long.stderr
     # Re-ingesting the very same steps keeps every operator record on its step.
     cli_json("ingest", str(write_csv(tmp_path / "b.csv", *LINES)), "--dashboard", board,
              "--kind", "official_ingestion")  # fmt: skip
     after = {r["id"]: r for r in cli_json("schedule", "rows", "--dashboard", board)}
     assert after[first]["row_data"]["progress"] == "完了"
-    assert after[rows[1]["id"]]["note"] == "段取り注意"
-    assert after[rows[2]["id"]]["order"] == {"resource_cd": "R01", "order_number": 1}
+    assert after[noted]["note"] == "段取り注意"
+    assert after[ordered_id]["order"] == {"resource_cd": "R01", "order_number": 1}
     undone = cli_json("schedule", "complete", first, "--undo")
     assert undone["row_data"]["progress"] == ""
     summary = cli_json("schedule", "summary", "--dashboard", board)

@@ -16,7 +16,6 @@ class Settings:
     data_dir: Path
     timezone: ZoneInfo
     run_timeout_seconds: int
-    max_field_chars: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -25,5 +24,4 @@ class Settings:
             data_dir=Path(os.environ.get("CSVBOARD_DATA_DIR", "csvboard-data")),
             timezone=ZoneInfo(os.environ.get("CSVBOARD_TIMEZONE", "Asia/Tokyo")),
             run_timeout_seconds=int(os.environ.get("CSVBOARD_RUN_TIMEOUT_SECONDS", "3600")),
-            max_field_chars=int(os.environ.get("CSVBOARD_MAX_FIELD_CHARS", str(1 << 20))),
         )

@@ -380,6 +380,24 @@ def test_appearance_supplement_merges_known_keys_and_excludes_unknown(harness: H
     assert again.summary["supplemented"] == 0 and again.summary["unchanged"] == 2
 
 
+def test_a_status_report_never_undoes_completion_reported_by_the_official_file(
+    harness: Harness,
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(
+        board, csv_text(schedule_line(1000000001, "A0000001", "P-1", 10, progress="完了"))
+    )
+    row = rows_by_key(harness, board)[("A0000001", "P-1", "R01", "10")]
+    out = harness.ingest(
+        board,
+        "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status\r\nA0000001,P-1,R01,10,W\r\n",
+        kind="appearance_supplement",
+    )
+    assert out.summary["unchanged"] == 1 and out.summary["supplemented"] == 0
+    with harness.read() as s:
+        assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is True
+
+
 def test_append_mode_keeps_every_row(harness: Harness) -> None:
     board = harness.dashboard("log", mode="APPEND")
     harness.ingest(board, csv_text(*BASE))

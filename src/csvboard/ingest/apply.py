@@ -365,16 +365,24 @@ class Merge:
             f" WHERE id IN (SELECT r.id FROM csv_dashboard_rows r WHERE {where})"
         )
 
-    def set_external_completion(self, stage: Stage, outcomes: Sequence[str]) -> int:
-        """Source-owned completion (official ``progress`` / appearance status codes)."""
+    def set_external_completion(
+        self, stage: Stage, outcomes: Sequence[str], *, completions_only: bool = False
+    ) -> int:
+        """Source-owned completion (official ``progress`` / appearance status codes).
+
+        ``completions_only``: an appearance feed can report a step done (C/X) but its other
+        codes do not undo what the authoritative official file said.
+        """
         s = stage.name
         completed = "s.completion" if self.is_pg else "s.completion <> 0"
         wanted = ", ".join(f"'{o}'" for o in outcomes)
+        only = f" AND {completed}" if completions_only else ""
         return self._exec(
             "INSERT INTO production_schedule_external_completion (csv_dashboard_row_id,"
             " csv_dashboard_id, is_completed, source_feed_id, run_id, updated_at)"
             f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {s} s"
             f" WHERE s.outcome IN ({wanted}) AND s.completion IS NOT NULL AND s.row_id IS NOT NULL"
+            f"{only}"
             # No record means "not completed": write false only over an existing true.
             f" AND ({completed} OR EXISTS (SELECT 1 FROM production_schedule_external_completion e"
             "  WHERE e.csv_dashboard_row_id = s.row_id))"
@@ -399,9 +407,10 @@ class Merge:
             merged_differs = (
                 "json_patch(json(r.supplement_data), s.row_data) IS NOT json(r.supplement_data)"
             )
-        # No external-completion record means "not completed".
+        # Only a reported completion (C/X) can change completion; no record = not completed.
+        completed = "s.completion" if self.is_pg else "s.completion <> 0"
         completion_differs = (
-            "(s.completion IS NOT NULL AND s.completion IS DISTINCT FROM"
+            f"(s.completion IS NOT NULL AND {completed} AND s.completion IS DISTINCT FROM"
             " COALESCE((SELECT e.is_completed FROM production_schedule_external_completion e"
             "  WHERE e.csv_dashboard_row_id = s.row_id), false))"
         )

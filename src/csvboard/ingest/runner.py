@@ -341,7 +341,9 @@ class RunExecutor:
             merge.match(appearance)
             merge.classify_supplements(appearance)
             merge.apply_supplements(appearance)
-            merge.set_external_completion(appearance, (SUPPLEMENTED, UNCHANGED))
+            merge.set_external_completion(
+                appearance, (SUPPLEMENTED, UNCHANGED), completions_only=True
+            )
         for stage in stages:
             merge.write_items(stage)
         outcomes: dict[str, int] = {}

@@ -63,9 +63,7 @@ def generate_rows(steps: int, *, seed: int = 1) -> Iterator[list[str]]:
                 produced += 1
 
 
-def write_schedule_csv(
-    path: Path, steps: int, *, seed: int = 1, encoding: str = "cp932"
-) -> Path:
+def write_schedule_csv(path: Path, steps: int, *, seed: int = 1, encoding: str = "cp932") -> Path:
     """Write a generated export; CRLF line ends like the ERP's."""
     with path.open("w", encoding=encoding, newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
