@@ -139,7 +139,7 @@ def _uuid(value: str) -> uuid.UUID:
 def _configure_logs() -> None:
     from csvboard.observability import configure_logging
 
-    configure_logging(stream=sys.stderr)
+    configure_logging(stream="stderr")
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -332,32 +332,39 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest a file now; exit 0 for succeeded/partial, 1 for failed/cancelled."""
-    from csvboard.dashboards.service import get_dashboard
     from csvboard.ingest.storage import store_file
-    from csvboard.runs.service import start_upload_run
 
     settings = _settings()
     if not file.is_file():
         _fail(f"{file}: no such file")
     engine = _engine(settings)
     stored = store_file(settings.data_dir, file)
-    with _write(engine) as session:
-        run = start_upload_run(
-            session,
-            dashboard=get_dashboard(session, dashboard),
-            stored=stored,
-            run_kind=kind.value,
-            requested_by=_principal(),
-        )
-        run_id = run.run_id
-    _execute_with_progress(engine, settings, run_id, f"{file.name} → {dashboard}")
-    with _read(engine) as session:
-        doc = _run_document(session, run_id)
+    doc = _ingest_stored(
+        engine, settings, dashboard, stored, kind.value, f"{file.name} → {dashboard}"
+    )
     if as_json:
         _print_json(doc)
     else:
         _print_run(doc)
     _exit_for(doc["status"])
+
+
+def _ingest_stored(
+    engine: Engine, settings: Settings, slug: str, stored: Any, kind: str, label: str
+) -> dict[str, Any]:
+    """Queue a run of a stored file, execute it here with a progress bar, return its ledger."""
+    from csvboard.dashboards.service import get_dashboard
+    from csvboard.runs.service import start_upload_run
+
+    with _write(engine) as session:
+        run = start_upload_run(
+            session, dashboard=get_dashboard(session, slug), stored=stored, run_kind=kind,
+            requested_by=_principal(),
+        )  # fmt: skip
+        run_id = run.run_id
+    _execute_with_progress(engine, settings, run_id, label)
+    with _read(engine) as session:
+        return _run_document(session, run_id)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -667,7 +674,6 @@ def demo(
     from csvboard.dashboards.service import create_dashboard, get_dashboard
     from csvboard.errors import NotFound
     from csvboard.ingest.storage import store_file
-    from csvboard.runs.service import start_upload_run
     from csvboard.schedule.sample import write_schedule_csv
 
     settings = _settings()
@@ -683,15 +689,9 @@ def demo(
     export_dir.mkdir(parents=True, exist_ok=True)
     export = write_schedule_csv(export_dir / "生産日程_export.csv", steps, seed=seed)
     stored = store_file(settings.data_dir, export)
-    with _write(engine) as session:
-        run = start_upload_run(
-            session, dashboard=board, stored=stored, run_kind="official_ingestion",
-            requested_by=_principal(),
-        )  # fmt: skip
-        run_id = run.run_id
-    _execute_with_progress(engine, settings, run_id, f"demo export → {DEMO_SLUG}")
-    with _read(engine) as session:
-        doc = _run_document(session, run_id)
+    doc = _ingest_stored(
+        engine, settings, board.slug, stored, "official_ingestion", f"demo export → {DEMO_SLUG}"
+    )
     if as_json:
         _print_json(doc)
     else:

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Literal
 
 import structlog
 
 
-def configure_logging(*, stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """JSON logs to ``stream`` (the CLI uses stderr so ``--json`` stdout stays one document)."""
+class _CurrentStream:
+    """Writes to whatever ``sys.stdout``/``sys.stderr`` is *now* (tests and CLI runners swap
+    them), instead of the object that happened to be there when logging was configured."""
+
+    def __init__(self, name: Literal["stdout", "stderr"]) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return int(getattr(sys, self.name).write(text))
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
+def configure_logging(
+    *, stream: Literal["stdout", "stderr"] = "stdout", level: int = logging.INFO
+) -> None:
+    """JSON logs on ``stream`` (the CLI uses stderr so ``--json`` stdout stays one document)."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -20,6 +36,6 @@ def configure_logging(*, stream: TextIO | None = None, level: int = logging.INFO
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStream(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

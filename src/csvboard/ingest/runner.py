@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from csvboard.dashboards.columns import DashboardSchema
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
@@ -188,18 +189,28 @@ class RunExecutor:
         self, to: RunStatus, counts: RunCounts, *, error_code: str | None, message: str
     ) -> None:
         with write_session(self.engine) as session:
-            lifecycle.transition(
-                session,
-                self.run_id,
-                expected=RunStatus.RUNNING,
-                to=to,
-                counts=counts,
-                error_code=error_code,
-                message=message,
-            )
-            session.execute(
-                delete(IngestionRunLease).where(IngestionRunLease.run_id == self.run_id)
-            )
+            self._end_in(session, to, counts, error_code=error_code, message=message)
+
+    def _end_in(
+        self,
+        session: Session,
+        to: RunStatus,
+        counts: RunCounts,
+        *,
+        error_code: str | None,
+        message: str,
+    ) -> None:
+        """The terminal transition, and the lease goes: nobody executes the run any more."""
+        lifecycle.transition(
+            session,
+            self.run_id,
+            expected=RunStatus.RUNNING,
+            to=to,
+            counts=counts,
+            error_code=error_code,
+            message=message,
+        )
+        session.execute(delete(IngestionRunLease).where(IngestionRunLease.run_id == self.run_id))
 
     # -- the run ---------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -372,8 +383,6 @@ class RunExecutor:
         lock_started: float,
     ) -> RunOutcome:
         """Last checks, then the terminal transition and commit — in the apply transaction."""
-        from sqlalchemy.orm import Session
-
         counts = self.tally.counts(success=success)
         with Session(bind=conn) as session:
             if lifecycle.cancel_requested(session, self.run_id):
@@ -395,18 +404,7 @@ class RunExecutor:
                 session, self.run_id, trace_id or "", "summary", EventStatus.SUCCESS,
                 message=_describe(summary), details=summary,
             )  # fmt: skip
-            lifecycle.transition(
-                session,
-                self.run_id,
-                expected=RunStatus.RUNNING,
-                to=to,
-                counts=counts,
-                error_code=code,
-                message=message,
-            )
-            session.execute(
-                delete(IngestionRunLease).where(IngestionRunLease.run_id == self.run_id)
-            )
+            self._end_in(session, to, counts, error_code=code, message=message)
             session.flush()
         conn.commit()
         self.log.info("run_finished", status=to.value, **counts.columns(), **summary)
