@@ -1,4 +1,4 @@
-"""Random programs of transitions, cancels and progress updates against a real database.
+"""Random sequences of transitions, cancels and progress updates against a real database.
 
 Whatever is requested — legal or not, fresh or stale — the ledger keeps its invariants
 (SPEC 2.1 "Lifecycle" and "Counts"), and every refusal is the one a model of the lifecycle
@@ -62,35 +62,54 @@ def run_counts(draw: st.DrawFn) -> RunCounts:
     return RunCounts(target=target, success=success, failed=failed)
 
 
-statuses = st.sampled_from(list(RunStatus))
-run_index = st.integers(min_value=0, max_value=RUNS_PER_EXAMPLE - 1)
-allowed_pairs = st.sampled_from(sorted(SPEC_ALLOWED))
+# The graph by source status: queued → [running], running → the four terminal statuses.
+ALLOWED_FROM: dict[RunStatus, list[RunStatus]] = {}
+for _a, _b in sorted(SPEC_ALLOWED):
+    ALLOWED_FROM.setdefault(_a, []).append(_b)
 
-transitions = st.one_of(
-    # Mostly pairs of the graph (so runs get somewhere), some arbitrary pairs.
-    st.builds(
-        lambda run, pair, counts, code: Transition(run, pair[0], pair[1], counts, code),
-        run_index,
-        allowed_pairs,
-        st.none() | run_counts(),
-        st.sampled_from(["DATABASE_ERROR", "WORKER_LOST", None]),
-    ),
-    st.builds(
-        Transition,
-        run_index,
-        statuses,
-        statuses,
-        st.none() | run_counts(),
-        st.sampled_from(["HEADER_MISMATCH", None]),
-    ),
-)
-actions: st.SearchStrategy[Action] = st.one_of(
-    transitions,
-    transitions,
-    st.builds(Cancel, run_index),
-    st.builds(Progress, run_index, run_counts()),
-)
-programs = st.lists(actions, min_size=1, max_size=12)
+ERROR_CODES = ["DATABASE_ERROR", "WORKER_LOST", "RUN_TIMEOUT", None]
+# How the next request relates to the run's current status: a fresh, legal next step; a stale
+# one (someone else moved the run first); a pair the graph lacks, mostly from where the run
+# is (e.g. failed → running); any pair at all; a cancel; a progress update.
+CATEGORIES = [
+    "next",
+    "next",
+    "next",
+    "stale",
+    "illegal",
+    "illegal",
+    "arbitrary",
+    "cancel",
+    "progress",
+]
+
+
+def draw_action(data: st.DataObject, models: list[RunModel]) -> Action:
+    """One request, drawn with knowledge of where the runs are (so runs get somewhere)."""
+    run = data.draw(st.integers(min_value=0, max_value=len(models) - 1), label="run")
+    current = models[run].status
+    category = data.draw(st.sampled_from(CATEGORIES), label="category")
+    counts = data.draw(st.none() | run_counts(), label="counts")
+    code = data.draw(st.sampled_from(ERROR_CODES), label="error_code")
+    if category == "next" and current in ALLOWED_FROM:
+        to = data.draw(st.sampled_from(ALLOWED_FROM[current]), label="to")
+        return Transition(run, current, to, counts, code)
+    if category == "stale":
+        expected = data.draw(st.sampled_from([s for s in ALLOWED_FROM if s is not current]))
+        to = data.draw(st.sampled_from(ALLOWED_FROM[expected]), label="to")
+        return Transition(run, expected, to, counts, code)
+    if category == "illegal":
+        expected = data.draw(st.sampled_from([current, current, *RunStatus]), label="expected")
+        refused = [t for t in RunStatus if (expected, t) not in SPEC_ALLOWED]
+        to = data.draw(st.sampled_from(refused), label="to")
+        return Transition(run, expected, to, counts, code)
+    if category == "cancel":
+        return Cancel(run)
+    if category == "progress":
+        return Progress(run, data.draw(run_counts(), label="progress"))
+    expected = data.draw(st.sampled_from(list(RunStatus)), label="expected")
+    to = data.draw(st.sampled_from(list(RunStatus)), label="to")
+    return Transition(run, expected, to, counts, code)
 
 
 # --- the model ----------------------------------------------------------------------------
@@ -194,10 +213,12 @@ def _check_invariants(ledger: Ledger, run_id: uuid.UUID, model: RunModel) -> Non
     assert bool(flag) is model.cancel_requested
 
 
-def _run_program(ledger: Ledger, program: list[Action]) -> None:
+def _run_program(ledger: Ledger, data: st.DataObject) -> None:
     run_ids = [new_run(ledger) for _ in range(RUNS_PER_EXAMPLE)]
     models = [RunModel() for _ in run_ids]
-    for action in program:
+    steps = data.draw(st.integers(min_value=1, max_value=14), label="steps")
+    for _ in range(steps):
+        action = draw_action(data, models)
         model = models[action.run]
         expected_error = _expect(model, action)
         try:
@@ -225,9 +246,9 @@ def test_random_programs_keep_the_ledger_invariants(db_url: str) -> None:
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(program=programs)
-    def check(program: list[Action]) -> None:
-        _run_program(ledger, program)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        _run_program(ledger, data)
 
     try:
         check()

@@ -491,11 +491,20 @@ def _b64(value: object) -> str:
     [
         "!!!not-a-cursor!!!",
         _b64({"created": "2026-01-01"}),
-        _b64(["yesterday", str(uuid.uuid4())]),
+        _b64(["yesterday", "6f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6"]),
         _b64(["2026-01-01T00:00:00+00:00", "not-a-uuid"]),
         _b64(["2026-01-01T00:00:00+00:00"]),
         _b64([1, 2]),
         base64.urlsafe_b64encode(b"\xff\xfe[").decode(),
+    ],
+    ids=[
+        "not-base64",
+        "not-a-list",
+        "bad-time",
+        "bad-uuid",
+        "one-value",
+        "numbers",
+        "not-utf8",
     ],
 )
 def test_list_runs_refuses_a_bad_cursor(h: Harness, dash: CsvDashboard, cursor: str) -> None:

@@ -280,14 +280,22 @@ def test_nullable_columns_accept_null(engine: Engine) -> None:
     assert all(row[c] is None for c in nullable)
 
 
-def test_varchar_lengths_are_enforced_on_postgresql(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite does not enforce VARCHAR lengths (declared type only)")
-    table = RUNS
-    _insert_run(engine, requested_by="x" * 64, trace_id="t" * 64)
-    for column, length in (("requested_by", 64), ("trace_id", 64)):
-        with pytest.raises(DataError), engine.begin() as conn:
-            conn.execute(insert(table).values(**_run_values(**{column: "x" * (length + 1)})))
+def test_varchar_lengths_are_enforced_on_postgresql(pg_url: str) -> None:
+    """(SQLite only declares VARCHAR(n), which the type test above checks; it never enforces.)"""
+    engine = make_engine(pg_url)
+    try:
+        _insert_run(engine, requested_by="x" * 64, trace_id="t" * 64, mode="scheduled")
+        for column, length in (
+            ("requested_by", 64),
+            ("trace_id", 64),
+            ("run_kind", 32),
+            ("mode", 16),
+            ("status", 16),
+        ):
+            with pytest.raises(DataError), engine.begin() as conn:
+                conn.execute(insert(RUNS).values(**_run_values(**{column: "x" * (length + 1)})))
+    finally:
+        engine.dispose()
 
 
 # --- CHECK vocabularies -------------------------------------------------------------------

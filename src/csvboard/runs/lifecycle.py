@@ -181,7 +181,14 @@ def cancel(session: Session, run_id: uuid.UUID, *, by: str | None = None) -> Run
     A queued run passes through ``running`` in the same transaction, so the ledger only ever
     shows allowed transitions. Returns the status the run has after the call.
     """
-    status = session.scalar(select(IngestionRun.status).where(IngestionRun.run_id == run_id))
+    # Lock the run's row (PostgreSQL; SQLite writers are serial anyway): a worker ending the
+    # run concurrently holds it, so we wait and then see the terminal status, instead of
+    # filing a cancel request against a run that has just finished.
+    status = session.scalar(
+        select(IngestionRun.status)
+        .where(IngestionRun.run_id == run_id)
+        .with_for_update(key_share=True)
+    )
     if status is None:
         from csvboard.errors import NotFound
 
