@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -121,3 +122,64 @@ class Harness:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class Api:
+    """The real ASGI app over a test database, with one token per role.
+
+    ``api.get("/path", as_="viewer")`` sends that role's bearer token; ``as_=None`` sends none.
+    Queued runs are executed by the app's in-process executor (as ``csvboard serve`` does);
+    ``wait_for_run`` polls the ledger until a run ends.
+    """
+
+    def __init__(self, url: str, data_dir: Path, *, run_executor: bool = True) -> None:
+        from fastapi.testclient import TestClient
+
+        from csvboard.app import create_app
+        from csvboard.auth import Role, create_token
+
+        self.harness = Harness(url, data_dir)
+        self.settings = self.harness.settings
+        self.app = create_app(self.settings, run_executor=run_executor)
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+        self.client.__enter__()  # runs the lifespan: starts the executor
+        self.tokens: dict[str, str] = {}
+        with self.harness.write() as session:
+            for role in Role:
+                self.tokens[role.value] = create_token(session, f"test-{role.value}", role)
+
+    def headers(self, as_: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if as_ is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get(as_, as_)}"
+        return headers
+
+    def request(self, method: str, path: str, *, as_: str | None = "admin", **kwargs: Any) -> Any:
+        headers = self.headers(as_, kwargs.pop("headers", None))
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def wait_for_run(self, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            doc: dict[str, Any] = self.get(f"/api/v1/ops/ingestion/runs/{run_id}").json()
+            if doc.get("finished_at") or time.monotonic() > deadline:
+                return doc
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+        self.harness.close()

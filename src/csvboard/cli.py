@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
-import secrets
 import socket
 import sys
 import uuid
@@ -634,28 +632,30 @@ def schedule_summary(
 # -- tokens -----------------------------------------------------------------------------------
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @tokens_app.command("create")
 def tokens_create(
     name: str, role: Annotated[Role, typer.Option(help="admin | operator | viewer")]
 ) -> None:
     """Create an API token; only its hash is stored. The token is the last line printed."""
-    from csvboard.runs.models import ApiToken
+    from csvboard.auth import Role as AuthRole
+    from csvboard.auth import create_token
 
-    token = "csvb_" + secrets.token_urlsafe(32)
     engine = _engine(_settings())
     with _write(engine) as session:
-        session.add(
-            ApiToken(
-                id=uuid.uuid4(), name=name, role=role.value, token_hash=hash_token(token),
-                created_at=datetime.now(UTC),
-            )
-        )  # fmt: skip
+        token = create_token(session, name, AuthRole(role.value))
     err.print(f"token {name!r} ({role.value}) created; it is shown once:")
     sys.stdout.write(token + "\n")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from csvboard.auth import revoke_token
+
+    engine = _engine(_settings())
+    with _write(engine) as session:
+        revoke_token(session, name)
+    err.print(f"token {name!r} revoked")
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -698,6 +698,48 @@ def demo(
         _print_run(doc)
         err.print(f"try: csvboard schedule rows --dashboard {DEMO_SLUG} --limit 20")
     _exit_for(doc["status"])
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    demo_data: Annotated[
+        bool, typer.Option("--demo", help="Migrate and load the demo schedule first (once).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API and execute queued runs in this process (the embedded case)."""
+    import uvicorn
+
+    from csvboard.app import create_app
+    from csvboard.db.migrate import upgrade_database
+    from csvboard.observability import configure_logging
+
+    settings = _settings()
+    if demo_data:
+        upgrade_database(settings.database_url)
+        _ensure_demo(settings)
+    configure_logging(stream="stdout")
+    err.print(f"csvboard API on http://{host}:{port}  (OpenAPI: /docs, metrics: /metrics)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+def _ensure_demo(settings: Settings) -> None:
+    """The demo dashboard and its export, unless an earlier --demo already made them."""
+    from csvboard.dashboards.service import get_dashboard
+    from csvboard.errors import NotFound
+    from csvboard.runs.service import list_runs
+
+    engine = _engine(settings)
+    with _read(engine) as session:
+        try:
+            board = get_dashboard(session, DEMO_SLUG)
+            runs, _ = list_runs(session, dashboard_id=board.id, limit=1)
+            if runs:
+                return
+        except NotFound:
+            pass
+    demo(steps=DEMO_STEPS, seed=1, as_json=False)
 
 
 def main() -> None:

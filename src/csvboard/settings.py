@@ -16,6 +16,7 @@ class Settings:
     data_dir: Path
     timezone: ZoneInfo
     run_timeout_seconds: int
+    max_upload_bytes: int = 200 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,4 +25,5 @@ class Settings:
             data_dir=Path(os.environ.get("CSVBOARD_DATA_DIR", "csvboard-data")),
             timezone=ZoneInfo(os.environ.get("CSVBOARD_TIMEZONE", "Asia/Tokyo")),
             run_timeout_seconds=int(os.environ.get("CSVBOARD_RUN_TIMEOUT_SECONDS", "3600")),
+            max_upload_bytes=int(os.environ.get("CSVBOARD_MAX_UPLOAD_BYTES", str(200 << 20))),
         )

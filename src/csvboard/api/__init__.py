@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the domain routers: problems, request context, auth, dependencies."""

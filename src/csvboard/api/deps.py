@@ -1,0 +1,46 @@
+"""FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from csvboard.api.context import REQUIRED_ROLE
+from csvboard.auth import Principal, Role
+from csvboard.db.engine import read_session
+from csvboard.settings import Settings
+
+
+def needs(role: Role) -> dict[str, Any]:
+    """``openapi_extra`` for a route: the role the request middleware enforces (and documents)."""
+    return {REQUIRED_ROLE: role.value}
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    with read_session(get_engine(request)) as session:
+        yield session
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ReadSession = Annotated[Session, Depends(get_read_session)]

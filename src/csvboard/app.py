@@ -1,0 +1,79 @@
+"""The ASGI application: the HTTP API of SPEC 5, assembled from the domain routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from csvboard.api.context import RequestContextMiddleware
+from csvboard.api.metrics import Metrics
+from csvboard.api.problems import install_problem_handlers
+from csvboard.db.engine import make_engine
+from csvboard.settings import Settings
+from csvboard.worker.inline import InlineExecutor
+
+API_DESCRIPTION = """
+Ingest ERP CSV exports into dashboards, audit every ingestion in the run ledger, and serve the
+production schedule to kiosk boards. Authenticate with `Authorization: Bearer <token>`
+(`csvboard tokens create NAME --role admin|operator|viewer`); errors are
+`application/problem+json`; every response carries `traceparent` and `x-trace-id`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, run_executor: bool = True) -> FastAPI:
+    """Build the app. ``run_executor``: execute queued runs in this process (embedded case)."""
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+    executor = InlineExecutor(engine, settings) if run_executor else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if executor is not None:
+            executor.start()
+        try:
+            yield
+        finally:
+            if executor is not None:
+                executor.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="csvboard",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.executor = executor
+    metrics = Metrics(engine)
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+
+    from csvboard.dashboards.api import router as dashboards_router
+    from csvboard.runs.api import router as runs_router
+    from csvboard.schedule.api import router as schedule_router
+
+    app.include_router(runs_router)
+    app.include_router(dashboards_router)
+    app.include_router(schedule_router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.add_middleware(
+        RequestContextMiddleware,
+        fastapi_app=app,
+        # The domain routers' own routes: matched here, before routing, to enforce roles.
+        routes=[*runs_router.routes, *dashboards_router.routes, *schedule_router.routes],
+        max_body_bytes=lambda: settings.max_upload_bytes,
+        observe=metrics.observe,
+    )
+    return app

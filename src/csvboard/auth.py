@@ -1,0 +1,97 @@
+"""API tokens and roles: viewer reads, operator adds kiosk writes, admin adds everything else.
+
+Only a SHA-256 of each token is stored. Tokens carry 256 bits of randomness, so a plain hash
+(no salt, no stretching) is the right tool: it lets us look a token up by its hash, and the
+final comparison is constant-time anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from csvboard.errors import Conflict, NotFound
+from csvboard.runs.models import ApiToken
+
+TOKEN_PREFIX = "csvb_"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def allows(self, required: Role) -> bool:
+        return self.rank >= required.rank
+
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    @property
+    def label(self) -> str:
+        """What goes into requested_by / updated_by."""
+        return f"token:{self.name}"[:64]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def create_token(session: Session, name: str, role: Role) -> str:
+    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise Conflict("TOKEN_EXISTS", f"a token named {name!r} already exists")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            id=uuid.uuid4(),
+            name=name,
+            role=role.value,
+            token_hash=hash_token(token),
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.flush()
+    return token
+
+
+def revoke_token(session: Session, name: str) -> None:
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("TOKEN_NOT_FOUND", f"no active token named {name!r}")
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """The principal a bearer token stands for, or None (unknown or revoked)."""
+    digest = hash_token(token)
+    row = session.execute(
+        select(ApiToken.name, ApiToken.role, ApiToken.token_hash, ApiToken.revoked_at).where(
+            ApiToken.token_hash == digest
+        )
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return Principal(name=row.name, role=Role(row.role))
