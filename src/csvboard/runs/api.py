@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select, update
@@ -164,15 +164,26 @@ class StartRunJson(BaseModel):
     """A run of feeds that fetch their own files (no upload)."""
 
     dashboard: str = Field(min_length=1, max_length=64)
-    run_kind: str
-    trigger_mode: str = RunMode.MANUAL.value
-    target_types: list[str] = Field(default_factory=list)
+    run_kind: Literal["official_ingestion", "incremental_update", "appearance_supplement"]
+    trigger_mode: Literal["manual", "scheduled"] = "manual"
+    target_types: list[Literal["official", "appearance"]] = Field(default_factory=list)
     feeds: list[str] | None = None
 
 
 # -- starting runs ----------------------------------------------------------------------------
 
 START_BODY = {
+    # Declared here, read by hand: a missing key is a 400 MISSING_IDEMPOTENCY_KEY, not a generic
+    # validation error.
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": True,
+            "description": "The same key with the same payload returns the same run for 24 h.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -194,7 +205,7 @@ START_BODY = {
             },
             "application/json": {"schema": StartRunJson.model_json_schema()},
         },
-    }
+    },
 }
 
 
@@ -412,15 +423,6 @@ def _idempotent_replay(
     return session.get(IngestionRun, row.run_id)
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Required. The same key with the same payload returns the same run for 24 h.",
-    ),
-]
-
-
 @router.post(
     "/ingestion/runs",
     status_code=status.HTTP_202_ACCEPTED,
@@ -435,9 +437,8 @@ async def start_run(
     principal: PrincipalDep,
     settings: SettingsDep,
     engine: EngineDep,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> RunAccepted:
-    key = (idempotency_key or "").strip()
+    key = request.headers.get("idempotency-key", "").strip()
     if not key:
         raise InvalidRequest(
             "MISSING_IDEMPOTENCY_KEY",
@@ -480,7 +481,7 @@ Limit = Annotated[int, Query(description="1–200")]
     "/ingestion/runs",
     response_model=RunPage,
     openapi_extra=needs(Role.VIEWER),
-    responses=problem_responses(400, 401, 403),
+    responses=problem_responses(400, 401, 403, 404),
     summary="Runs, newest first",
 )
 def get_runs(
@@ -492,6 +493,11 @@ def get_runs(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> RunPage:
+    from csvboard.runs.service import check_limit, decode_cursor
+
+    check_limit(limit)  # 400 before 404
+    if cursor:
+        decode_cursor(cursor)
     dashboard_id = get_dashboard(session, dashboard).id if dashboard else None
     runs, next_cursor = list_runs(
         session,
