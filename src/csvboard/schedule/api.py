@@ -1,0 +1,446 @@
+"""HTTP routes of the production schedule: composed rows, kiosk writes, progress (SPEC 5).
+
+Everything under ``/api/v1/schedules/{slug}``. Reads need the viewer role, the ``PUT`` writes
+the operator role. The rules live in :mod:`csvboard.schedule.service`; this module only maps
+HTTP onto it and keeps every row id scoped to the dashboard in the path: a row of another
+dashboard is ``404 ROW_NOT_FOUND`` (checked in the write's own transaction, which is rolled back
+if the row turns out to be elsewhere).
+
+Order of checks (SPEC 5): 401/403 (middleware) → 400 (body, then the service's input checks)
+→ 404 (dashboard, then row) → 409 (the row's state: retired, order number taken, ...).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
+from csvboard.api.schemas import problem_responses
+from csvboard.auth import Role
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.dashboards.service import get_dashboard
+from csvboard.db.engine import read_session, write_session
+from csvboard.errors import Conflict, InvalidRequest, NotFound
+from csvboard.schedule import service
+from csvboard.schedule.models import MAX_NOTE_LENGTH, MAX_ORDER_NUMBER
+
+router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
+
+PRODUCTION_SCHEDULE = "production_schedule"
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"  # unpadded base64url; empty: the first page
+DEFAULT_PAGE_SIZE = 500
+MAX_SEARCH_LENGTH = 400
+
+READ = problem_responses(400, 401, 403, 404)
+WRITE = problem_responses(400, 401, 403, 404, 409)
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class OrderOut(BaseModel):
+    """A step's machining order on its resource."""
+
+    resource_cd: str
+    order_number: int = Field(ge=1, le=MAX_ORDER_NUMBER)
+
+
+class ScheduleRowOut(BaseModel):
+    """A step: the CSV's values with the operator data composed in.
+
+    ``row_data.progress`` is ``"完了"`` when the step is complete (a worker's mark or the
+    source's), ``""`` otherwise.
+    """
+
+    id: uuid.UUID
+    row_key: str
+    row_data: dict[str, str]
+    supplement_data: dict[str, str]
+    is_active: bool
+    completed: bool = Field(description="Effective completion: manual OR external.")
+    manual_completed: bool = Field(description="A worker marked it complete.")
+    external_completed: bool = Field(description="A source file reported it complete.")
+    note: str | None
+    due_date: date | None
+    processing_type: str | None
+    order: OrderOut | None
+    machine_name: str | None = Field(description="品名 of the 製番's machine row (MH…/SH…).")
+    updated_at: datetime | None = Field(description="Latest change of the row or its data.")
+
+
+class ScheduleRowPage(BaseModel):
+    items: list[ScheduleRowOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+
+class ResourceProgress(BaseModel):
+    resource_cd: str
+    resource_name: str | None
+    total: int
+    completed: int
+
+
+class SeibanProgress(BaseModel):
+    fseiban: str
+    machine_name: str | None
+    total: int
+    completed: int
+    incomplete_parts: list[str] = Field(description="品名 of the parts with incomplete steps.")
+
+
+class ProgressSummary(BaseModel):
+    """Active steps (machine rows excluded), with effective completion."""
+
+    total: int
+    completed: int
+    by_resource: list[ResourceProgress]
+    by_seiban: list[SeibanProgress]
+
+
+class CompletionBody(BaseModel):
+    """What the worker means: never a toggle, so a double tap lands in the same state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intent: Literal["complete", "incomplete"]
+
+
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        description=f"One line, at most {MAX_NOTE_LENGTH} characters; empty deletes the note."
+    )
+
+
+class DueDateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    due_date: str | None = Field(
+        description="`YYYY-MM-DD`; null or empty clears it (400 `INVALID_DUE_DATE`).",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "maxLength": 0},
+                {"type": "null"},
+            ]
+        },
+    )
+
+
+class ProcessingTypeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    processing_type: str | None = Field(
+        description="One of the dashboard's processing types; null or empty clears it."
+    )
+
+
+class OrderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resource_cd: str = Field(description="The step's resource (its FSIGENCD).")
+    order_number: int | None = Field(
+        ge=1, le=MAX_ORDER_NUMBER, description="1–10, free on the resource; null clears it."
+    )
+
+
+# --- scoping ------------------------------------------------------------------------------
+
+
+def _schedule(session: Session, slug: str) -> CsvDashboard:
+    """The production-schedule dashboard of the path (404 / 400 NOT_A_SCHEDULE)."""
+    dashboard = get_dashboard(session, slug)
+    if dashboard.kind != PRODUCTION_SCHEDULE:
+        raise InvalidRequest(
+            "NOT_A_SCHEDULE", f"dashboard {dashboard.slug!r} is not a production schedule"
+        )
+    return dashboard
+
+
+def _check_scope(session: Session, slug: str, row_id: uuid.UUID) -> None:
+    """The path's dashboard is a schedule and the row is one of its rows."""
+    dashboard = _schedule(session, slug)
+    owner = session.scalar(
+        select(CsvDashboardRow.csv_dashboard_id).where(CsvDashboardRow.id == row_id)
+    )
+    if owner != dashboard.id:
+        raise NotFound("ROW_NOT_FOUND", f"dashboard {dashboard.slug!r} has no row {row_id}")
+
+
+def _scoped(
+    engine: Engine,
+    slug: str,
+    row_id: uuid.UUID,
+    action: Callable[[Session], dict[str, Any]],
+    *,
+    write: bool,
+) -> dict[str, Any]:
+    """Run a service call on one row, inside the dashboard of the path.
+
+    The service validates its input first (400) and then finds the row (404) and its state
+    (409). Scope is checked after it, in the same transaction: a 404 or 409 of the service
+    gives way to the path's own 404 (or 400 NOT_A_SCHEDULE), and a write to a row of another
+    dashboard raises before commit, so it is rolled back.
+    """
+    opened: AbstractContextManager[Session] = (
+        write_session(engine) if write else read_session(engine)
+    )
+    with opened as session:
+        try:
+            row = action(session)
+        except (NotFound, Conflict):
+            _check_scope(session, slug, row_id)
+            raise
+        _check_scope(session, slug, row_id)
+        return row
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/rows",
+    response_model=ScheduleRowPage,
+    summary="List schedule steps",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def list_rows(
+    slug: str,
+    session: ReadSession,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH_LENGTH,
+            description=(
+                "Comma-separated tokens (at most 8, OR-ed): 8 characters match 製番 exactly or"
+                " 品番/ProductNo partly; digits match ProductNo/品番 partly; anything else"
+                " 製番/品番/品名 partly."
+            ),
+        ),
+    ] = None,
+    resource: Annotated[
+        list[str], Query(description="Resource codes (FSIGENCD); repeat for several.")
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    completion: Annotated[
+        Literal["all", "complete", "incomplete"], Query(description="Effective completion.")
+    ] = "all",
+    has_note: bool | None = None,
+    has_due_date: bool | None = None,
+    include_retired: Annotated[
+        bool, Query(description="Also steps no longer in the official schedule.")
+    ] = False,
+    include_machine_rows: Annotated[
+        bool, Query(description="Also the machine rows (品番 MH…/SH…), which are not steps.")
+    ] = False,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`next_cursor` of the previous page (400 `INVALID_CURSOR` otherwise).",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            description=f"Page size, 1–{service.MAX_PAGE_SIZE} (400 `INVALID_LIMIT` otherwise).",
+            json_schema_extra={"minimum": 1, "maximum": service.MAX_PAGE_SIZE},
+        ),
+    ] = DEFAULT_PAGE_SIZE,
+) -> dict[str, Any]:
+    """One page of steps in kiosk order (製番, ProductNo, 工順, 品番), operator data composed.
+
+    Filters AND together; search tokens OR. The cursor is a keyset on the sort: a step
+    changed between pages never shows twice nor goes missing. 400 ``INVALID_LIMIT``,
+    ``INVALID_CURSOR``, ``TOO_MANY_TOKENS``.
+    """
+    if not 1 <= limit <= service.MAX_PAGE_SIZE:
+        raise InvalidRequest(
+            "INVALID_LIMIT", f"limit must be 1–{service.MAX_PAGE_SIZE}, not {limit}"
+        )
+    service.search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
+    dashboard = _schedule(session, slug)
+    items, next_cursor = service.list_rows(
+        session,
+        dashboard,
+        q=q,
+        resources=resource,
+        completion=completion,
+        has_note=has_note,
+        has_due_date=has_due_date,
+        include_retired=include_retired,
+        include_machine_rows=include_machine_rows,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/rows/{row_id}",
+    response_model=ScheduleRowOut,
+    summary="Read one step",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def read_row(slug: str, row_id: uuid.UUID, engine: EngineDep) -> dict[str, Any]:
+    """One step, retired or not, operator data composed. 404 ``ROW_NOT_FOUND``."""
+    return _scoped(engine, slug, row_id, lambda s: service.get_row(s, row_id), write=False)
+
+
+@router.put(
+    "/rows/{row_id}/completion",
+    response_model=ScheduleRowOut,
+    summary="Mark a step complete or incomplete",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=WRITE,
+)
+def put_completion(
+    slug: str,
+    row_id: uuid.UUID,
+    body: CompletionBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """Set the worker's mark to the stated intent (idempotent; never a toggle).
+
+    Completing releases the step's order number and closes the gap behind it. ``incomplete``
+    clears only the worker's mark: a step the source reports done stays complete.
+    409 ``ROW_RETIRED``.
+    """
+    return _scoped(
+        engine,
+        slug,
+        row_id,
+        lambda s: service.set_completion(s, row_id, body.intent, by=principal.label),
+        write=True,
+    )
+
+
+@router.put(
+    "/rows/{row_id}/note",
+    response_model=ScheduleRowOut,
+    summary="Write a step's note",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=WRITE,
+)
+def put_note(
+    slug: str,
+    row_id: uuid.UUID,
+    body: NoteBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """One line of at most 100 characters; empty deletes it. 400 ``INVALID_NOTE``."""
+    return _scoped(
+        engine,
+        slug,
+        row_id,
+        lambda s: service.set_note(s, row_id, body.note, by=principal.label),
+        write=True,
+    )
+
+
+@router.put(
+    "/rows/{row_id}/due-date",
+    response_model=ScheduleRowOut,
+    summary="Set a step's due date",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=WRITE,
+)
+def put_due_date(
+    slug: str,
+    row_id: uuid.UUID,
+    body: DueDateBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """``YYYY-MM-DD``; null or empty clears it. 400 ``INVALID_DUE_DATE``."""
+    return _scoped(
+        engine,
+        slug,
+        row_id,
+        lambda s: service.set_due_date(s, row_id, body.due_date, by=principal.label),
+        write=True,
+    )
+
+
+@router.put(
+    "/rows/{row_id}/processing-type",
+    response_model=ScheduleRowOut,
+    summary="Set a step's processing type",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=WRITE,
+)
+def put_processing_type(
+    slug: str,
+    row_id: uuid.UUID,
+    body: ProcessingTypeBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """One of the dashboard's processing types; null or empty clears it.
+    400 ``INVALID_PROCESSING_TYPE``."""
+    return _scoped(
+        engine,
+        slug,
+        row_id,
+        lambda s: service.set_processing_type(s, row_id, body.processing_type, by=principal.label),
+        write=True,
+    )
+
+
+@router.put(
+    "/rows/{row_id}/order",
+    response_model=ScheduleRowOut,
+    summary="Set a step's machining order",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=WRITE,
+)
+def put_order(
+    slug: str,
+    row_id: uuid.UUID,
+    body: OrderBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """Give the step order number 1–10 on its resource, or clear it (null; the gap closes).
+
+    400 ``RESOURCE_MISMATCH`` when ``resource_cd`` is not the step's; 409
+    ``ORDER_NUMBER_TAKEN``, ``STEP_COMPLETED``, ``ROW_RETIRED``.
+    """
+    return _scoped(
+        engine,
+        slug,
+        row_id,
+        lambda s: service.set_order(
+            s, row_id, body.resource_cd, body.order_number, by=principal.label
+        ),
+        write=True,
+    )
+
+
+@router.get(
+    "/summary",
+    response_model=ProgressSummary,
+    summary="Progress by resource and by 製番",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def summary(slug: str, session: ReadSession) -> dict[str, Any]:
+    """Totals and completed counts of active steps by resource and by 製番, with the names
+    of each 製番's incomplete parts."""
+    return service.progress_summary(session, _schedule(session, slug))
+
+
+__all__ = ["router"]
