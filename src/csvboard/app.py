@@ -14,7 +14,7 @@ from csvboard.api.metrics import Metrics
 from csvboard.api.problems import install_problem_handlers
 from csvboard.db.engine import make_engine
 from csvboard.settings import Settings
-from csvboard.worker.inline import InlineExecutor
+from csvboard.worker.worker import Worker, WorkerThread
 
 API_DESCRIPTION = """
 Ingest ERP CSV exports into dashboards, audit every ingestion in the run ledger, and serve the
@@ -47,10 +47,11 @@ def _without_phantom_422(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, *, run_executor: bool = True) -> FastAPI:
-    """Build the app. ``run_executor``: execute queued runs in this process (embedded case)."""
+    """Build the app. ``run_executor``: a worker thread executes queued runs in this process
+    (the embedded case); scaled deployments run ``csvboard worker`` processes instead."""
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
-    executor = InlineExecutor(engine, settings) if run_executor else None
+    executor = WorkerThread(Worker(engine, settings)) if run_executor else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

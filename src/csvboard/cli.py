@@ -724,6 +724,37 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
+@app.command("worker")
+def worker_command(
+    grace: Annotated[
+        float, typer.Option(help="Seconds a SIGTERM gives the current run before it is failed.")
+    ] = 30.0,
+    poll: Annotated[float, typer.Option(help="Seconds between looks for queued runs.")] = 1.0,
+) -> None:
+    """Execute queued runs until SIGTERM/SIGINT (run as many as you like, on any machine)."""
+    import signal
+    import threading
+
+    from csvboard.observability import configure_logging
+    from csvboard.worker.worker import Worker
+
+    configure_logging(stream="stdout")
+    settings = _settings()
+    worker = Worker(_engine(settings), settings, poll_seconds=poll)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Stop claiming now; let the current run finish within the grace period, then fail it
+        # cleanly (nothing of it is committed) so the worker can exit.
+        worker.stop()
+        timer = threading.Timer(grace, lambda: worker.stop(abort_current=True))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run_forever()
+
+
 def _ensure_demo(settings: Settings) -> None:
     """The demo dashboard and its export, unless an earlier --demo already made them."""
     from csvboard.dashboards.service import get_dashboard

@@ -17,6 +17,9 @@ class Settings:
     timezone: ZoneInfo
     run_timeout_seconds: int
     max_upload_bytes: int = 200 * 1024 * 1024
+    heartbeat_seconds: float = 5.0
+    # A running run whose lease has not been renewed for this long is failed WORKER_LOST.
+    lease_timeout_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +29,6 @@ class Settings:
             timezone=ZoneInfo(os.environ.get("CSVBOARD_TIMEZONE", "Asia/Tokyo")),
             run_timeout_seconds=int(os.environ.get("CSVBOARD_RUN_TIMEOUT_SECONDS", "3600")),
             max_upload_bytes=int(os.environ.get("CSVBOARD_MAX_UPLOAD_BYTES", str(200 << 20))),
+            heartbeat_seconds=float(os.environ.get("CSVBOARD_HEARTBEAT_SECONDS", "5")),
+            lease_timeout_seconds=float(os.environ.get("CSVBOARD_LEASE_TIMEOUT_SECONDS", "60")),
         )

@@ -4,7 +4,8 @@ from csvboard.dashboards import models as dashboards_models
 from csvboard.db.base import Base
 from csvboard.runs import models as runs_models
 from csvboard.schedule import models as schedule_models
+from csvboard.worker import models as worker_models
 
 metadata = Base.metadata
 
-__all__ = ["dashboards_models", "metadata", "runs_models", "schedule_models"]
+__all__ = ["dashboards_models", "metadata", "runs_models", "schedule_models", "worker_models"]

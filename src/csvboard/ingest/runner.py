@@ -10,6 +10,7 @@ changed.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -102,12 +103,18 @@ class RunExecutor:
         settings: Settings,
         worker_id: str,
         on_progress: ProgressCallback | None = None,
+        claimed: bool = False,
+        abort: threading.Event | None = None,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.settings = settings
         self.worker_id = worker_id
         self.on_progress = on_progress
+        # claimed: the caller already moved the run to running and holds its lease.
+        self.claimed = claimed
+        # abort: set by a worker shutting down; the run then fails cleanly at its next batch.
+        self.abort = abort or threading.Event()
         self.tally = _Tally()
         self.started = time.monotonic()
         self.log = log.bind(run_id=str(run_id), worker_id=worker_id)
@@ -115,29 +122,13 @@ class RunExecutor:
     # -- ledger helpers (short transactions of their own) ---------------------------------
     def _claim(self) -> tuple[IngestionRun, CsvDashboard, list[IngestionRunSource]]:
         with write_session(self.engine) as session:
-            lifecycle.transition(
-                session,
-                self.run_id,
-                expected=RunStatus.QUEUED,
-                to=RunStatus.RUNNING,
-                message=f"started by {self.worker_id}",
-            )
-            now = lifecycle.utcnow()
-            updated = session.execute(
-                update(IngestionRunLease)
-                .where(IngestionRunLease.run_id == self.run_id)
-                .values(worker_id=self.worker_id, heartbeat_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            if not updated:
-                session.add(
-                    IngestionRunLease(
-                        run_id=self.run_id,
-                        worker_id=self.worker_id,
-                        heartbeat_at=now,
-                        cancel_requested=False,
-                    )
-                )
+            if not self.claimed:
+                begin_execution(session, self.run_id, self.worker_id)
             run = session.get_one(IngestionRun, self.run_id)
+            if run.status != RunStatus.RUNNING.value:
+                raise lifecycle.TransitionConflict(
+                    "TRANSITION_CONFLICT", f"run {self.run_id} is {run.status}, not running"
+                )
             dashboard = dashboard_of(session, self.run_id)
             sources = sources_of(session, self.run_id)
             self.log = self.log.bind(trace_id=run.trace_id, dashboard=dashboard.slug)
@@ -158,6 +149,12 @@ class RunExecutor:
             self.on_progress(counts)
         if cancel:
             raise Cancelled()
+        if self.abort.is_set():
+            raise RunError(
+                "WORKER_SHUTDOWN",
+                f"worker {self.worker_id} stopped before the run committed; nothing was"
+                " committed, re-run it",
+            )
         if time.monotonic() - self.started > self.settings.run_timeout_seconds:
             raise RunError(
                 "RUN_TIMEOUT", f"the run exceeded its {self.settings.run_timeout_seconds} s limit"
@@ -483,6 +480,30 @@ def _describe(summary: dict[str, Any]) -> str:
     return ", ".join(parts) or "no row changed"
 
 
+def begin_execution(session: Session, run_id: uuid.UUID, worker_id: str) -> None:
+    """``queued → running`` and take the run's lease, in the caller's transaction."""
+    lifecycle.transition(
+        session,
+        run_id,
+        expected=RunStatus.QUEUED,
+        to=RunStatus.RUNNING,
+        message=f"started by {worker_id}",
+    )
+    now = lifecycle.utcnow()
+    updated = session.execute(
+        update(IngestionRunLease)
+        .where(IngestionRunLease.run_id == run_id)
+        .values(worker_id=worker_id, heartbeat_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if not updated:
+        session.add(
+            IngestionRunLease(
+                run_id=run_id, worker_id=worker_id, heartbeat_at=now, cancel_requested=False
+            )
+        )
+        session.flush()
+
+
 def execute_run(
     engine: Engine,
     run_id: uuid.UUID,
@@ -490,7 +511,15 @@ def execute_run(
     settings: Settings,
     worker_id: str,
     on_progress: ProgressCallback | None = None,
+    claimed: bool = False,
+    abort: threading.Event | None = None,
 ) -> RunOutcome:
     return RunExecutor(
-        engine, run_id, settings=settings, worker_id=worker_id, on_progress=on_progress
+        engine,
+        run_id,
+        settings=settings,
+        worker_id=worker_id,
+        on_progress=on_progress,
+        claimed=claimed,
+        abort=abort,
     ).execute()
