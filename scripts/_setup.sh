@@ -55,6 +55,22 @@ ensure_command() {
     fi
 }
 
+# --- Chromium (headless browser tests of the web UI, tests/e2e) ------------------------------
+
+# Debian's chromium at /usr/bin/chromium, which Playwright drives (it never downloads a browser
+# of its own: `playwright install` is not used).
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        apt_install chromium
+        [ -x /usr/bin/chromium ] || die "/usr/bin/chromium still missing after installing chromium"
+    fi
+    # A Japanese font, so the screenshots the tests write show the UI's text, not boxes.
+    if ! fc-list :lang=ja 2>/dev/null | grep -q .; then
+        apt_install fonts-ipafont-gothic
+    fi
+    log "Chromium: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+}
+
 # --- PostgreSQL server binaries (for the tests' throwaway clusters) -------------------------
 
 # Prints a directory with initdb, pg_ctl and postgres of version >= 15, or returns 1.

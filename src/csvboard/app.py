@@ -46,20 +46,34 @@ def _without_phantom_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings | None = None, *, run_executor: bool = True) -> FastAPI:
-    """Build the app. ``run_executor``: a worker thread executes queued runs in this process
-    (the embedded case); scaled deployments run ``csvboard worker`` processes instead."""
+def create_app(
+    settings: Settings | None = None, *, run_executor: bool = True, run_scheduler: bool = False
+) -> FastAPI:
+    """Build the app. ``run_executor``: a worker thread executes queued runs in this process;
+    ``run_scheduler``: a scheduler thread fires cron feeds and watches folders (both on for
+    ``csvboard serve``, the embedded case; scaled deployments run ``csvboard worker`` and
+    ``csvboard scheduler`` processes instead)."""
+    from csvboard.worker.scheduler import Scheduler, SchedulerThread, scheduler_id_default
+
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
     executor = WorkerThread(Worker(engine, settings)) if run_executor else None
+    scheduler = (
+        SchedulerThread(Scheduler(engine, settings, scheduler_id=scheduler_id_default()))
+        if run_scheduler
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if executor is not None:
-            executor.start()
+        for background in (executor, scheduler):
+            if background is not None:
+                background.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if executor is not None:
                 executor.stop()
             engine.dispose()
@@ -88,6 +102,10 @@ def create_app(settings: Settings | None = None, *, run_executor: bool = True) -
     for router in routers:
         app.include_router(router)
     _without_phantom_422(app)
+
+    from csvboard.web import install_web
+
+    install_web(app)  # /login, /admin, /kiosk/{slug}, /static (not in the OpenAPI document)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

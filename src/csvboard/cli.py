@@ -708,7 +708,7 @@ def serve(
         bool, typer.Option("--demo", help="Migrate and load the demo schedule first (once).")
     ] = False,
 ) -> None:
-    """Serve the HTTP API and execute queued runs in this process (the embedded case)."""
+    """Serve the API, the admin console and kiosk, a worker and the scheduler (embedded case)."""
     import uvicorn
 
     from csvboard.app import create_app
@@ -721,7 +721,8 @@ def serve(
         _ensure_demo(settings)
     configure_logging(stream="stdout")
     err.print(f"csvboard API on http://{host}:{port}  (OpenAPI: /docs, metrics: /metrics)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    app_ = create_app(settings, run_executor=True, run_scheduler=True)
+    uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command("worker")
@@ -753,6 +754,40 @@ def worker_command(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     worker.run_forever()
+
+
+@app.command("scheduler")
+def scheduler_command(
+    poll: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fire cron feeds and watch folder feeds (one active scheduler at a time on PostgreSQL)."""
+    import signal
+    import threading
+
+    from csvboard.observability import configure_logging
+    from csvboard.worker.scheduler import Scheduler, scheduler_id_default
+
+    configure_logging(stream="stderr" if as_json else "stdout")
+    settings = _settings()
+    scheduler = Scheduler(
+        _engine(settings), settings, scheduler_id=scheduler_id_default(), poll_seconds=poll
+    )
+    if once:
+        try:
+            report = scheduler.tick()
+        finally:
+            scheduler.close()
+        if as_json:
+            _print_json(report.as_dict())
+        else:
+            out.print(report.as_dict())
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler.run_forever(stop)
 
 
 def _ensure_demo(settings: Settings) -> None:

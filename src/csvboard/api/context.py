@@ -8,6 +8,7 @@ without being read.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import time
@@ -31,6 +32,12 @@ log = structlog.get_logger("csvboard.api")
 REQUIRED_ROLE = "x-required-role"
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The browser's session (csvboard.web): the token in an HttpOnly cookie, plus a double-submit
+# CSRF token that every unsafe request must echo in a header.
+SESSION_COOKIE = "csvboard_session"
+CSRF_COOKIE = "csvboard_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class PayloadTooLarge(StarletteHTTPException):
@@ -141,6 +148,17 @@ class RequestContextMiddleware:
             auth = headers.get("authorization", "")
             scheme, _, token = auth.partition(" ")
             principal: Principal | None = None
+            if not auth and request.cookies.get(SESSION_COOKIE):
+                # A browser session: the cookie stands for the bearer token, and an unsafe
+                # method must prove it comes from our own pages (double-submit CSRF token).
+                token = request.cookies[SESSION_COOKIE]
+                scheme = "bearer"
+                if scope["method"] not in SAFE_METHODS and not _csrf_ok(request, headers):
+                    return problem(
+                        request, 403, "CSRF_FAILED",
+                        "a cookie-authenticated write needs the X-CSRF-Token header equal"
+                        " to the csvboard_csrf cookie",
+                    )  # fmt: skip
             if scheme.lower() == "bearer" and token.strip():
                 engine = self.fastapi_app.state.engine
                 principal = await anyio.to_thread.run_sync(_authenticate, engine, token.strip())
@@ -179,6 +197,12 @@ class RequestContextMiddleware:
             return message
 
         return receive_limited
+
+
+def _csrf_ok(request: Request, headers: dict[str, str]) -> bool:
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    given = headers.get(CSRF_HEADER, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _authenticate(engine: Any, token: str) -> Principal | None:
