@@ -85,7 +85,9 @@ def reap_lost_runs(engine: Engine, settings: Settings) -> list[uuid.UUID]:
         )
     )
     if engine.dialect.name == "postgresql":
-        query = query.with_for_update(of=IngestionRun, skip_locked=True)
+        # NO KEY UPDATE: a dead worker's last statement may still hold FOR KEY SHARE on the row
+        # (from foreign-key checks); that must not make the reaper skip it.
+        query = query.with_for_update(of=IngestionRun, skip_locked=True, key_share=True)
     reaped: list[uuid.UUID] = []
     with write_session(engine) as session:
         for run_id, target, failed, owner in session.execute(query).all():

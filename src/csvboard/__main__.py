@@ -1,0 +1,5 @@
+"""``python -m csvboard`` is the ``csvboard`` command."""
+
+from csvboard.cli import main
+
+main()
