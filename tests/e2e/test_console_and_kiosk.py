@@ -335,7 +335,7 @@ def test_kiosk_fits_1080p_landscape_and_a_tablet_in_portrait(
         page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
     dashboards = sign_in("admin", width=800, height=1280, next_path="/admin/dashboards")
     expect(dashboards.locator(".dash")).to_have_count(1)
-    expect(dashboards.locator(".dash")).to_contain_text("upload")
+    expect(dashboards.locator(".dash")).to_contain_text("アップロード")
     dashboards.screenshot(path=str(artifacts / "console-dashboards.png"), full_page=True)
 
 

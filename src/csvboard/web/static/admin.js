@@ -8,6 +8,7 @@
   const t = config.t;
   const isAdmin = config.role === "admin";
   const ACTIVE = new Set(["queued", "running"]);
+  const TAIL_REFRESH = 20; // run-history rows past the first page re-read per refresh
 
   // --- helpers -----------------------------------------------------------------------------
 
@@ -40,9 +41,15 @@
     let doc = null;
     try { doc = await res.json(); } catch (e) { doc = null; }
     if (!res.ok) {
-      const err = new Error((doc && (doc.detail || doc.title)) || res.statusText);
+      let message = (doc && (doc.detail || doc.title)) || res.statusText;
+      const fields = (doc && Array.isArray(doc.errors)) ? doc.errors : [];
+      if (fields.length) {
+        message += ": " + fields.slice(0, 5).map((f) => (f.field ? `${f.field}: ` : "") + f.message).join("; ");
+      }
+      const err = new Error(message);
       err.status = res.status;
       err.code = doc && doc.code;
+      err.errors = fields;
       throw err;
     }
     return doc;
@@ -99,9 +106,16 @@
     return Math.min(1, run.processed_count / run.target_count);
   }
 
+  // A finished run's bar is drawn full at once: the width transition (which eases the bar
+  // along while a run is active) would otherwise start it from 0 on every page load, and a
+  // glance or a screenshot caught it part-filled.
   function setBar(fill, value, status) {
-    fill.style.width = Math.round(value * 100) + "%";
-    fill.className = "fill" + (status ? " st-" + status : "");
+    const pct = Math.round(value * 100);
+    const animate = ACTIVE.has(status) && fill.hasAttribute("data-value");
+    fill.className = "fill" + (status ? " st-" + status : "") + (animate ? "" : " instant");
+    fill.style.width = pct + "%";
+    fill.setAttribute("data-value", String(pct));
+    if (status) fill.setAttribute("data-status", status);
   }
 
   function showError(node, err) {
@@ -152,13 +166,36 @@
       more.hidden = !nextCursor;
     }
 
+    // Rows loaded with "show more" lie beyond the first page that refresh() re-reads: those
+    // still queued or running are re-read one by one (up to TAIL_REFRESH per refresh).
+    async function freshTail(pageIds) {
+      const active = runs.filter((r) => !pageIds.has(r.run_id) && ACTIVE.has(r.status))
+        .slice(0, TAIL_REFRESH);
+      const fresh = new Map();
+      await Promise.all(active.map(async (r) => {
+        try {
+          fresh.set(r.run_id, await api("GET", "/api/v1/ops/ingestion/runs/" + r.run_id));
+        } catch (e) {
+          if (e.status !== 404) throw e;
+        }
+      }));
+      return fresh;
+    }
+
+    let busy = false;
+    let again = false;
+
     async function refresh() {
+      if (busy) { again = true; return; } // one refresh at a time; a request meanwhile re-runs it
+      busy = true;
       clearTimeout(timer);
       try {
         const page = await api("GET", query(null));
         const ids = new Set(page.items.map((r) => r.run_id));
-        const tail = runs.filter((r) => !ids.has(r.run_id)
-          && page.items.length && r.created_at < page.items[page.items.length - 1].created_at);
+        const fresh = await freshTail(ids);
+        const oldest = page.items.length ? page.items[page.items.length - 1].created_at : null;
+        const tail = runs.filter((r) => !ids.has(r.run_id) && oldest && r.created_at < oldest)
+          .map((r) => fresh.get(r.run_id) || r);
         runs = page.items.concat(tail);
         if (!tail.length) nextCursor = page.next_cursor;
         errorBox.hidden = true;
@@ -166,6 +203,8 @@
       } catch (e) {
         showError(errorBox, e);
       }
+      busy = false;
+      if (again) { again = false; refresh(); return; }
       const active = runs.some((r) => ACTIVE.has(r.status));
       timer = setTimeout(refresh, active ? 1000 : 4000);
     }
@@ -384,40 +423,298 @@
   }
 
   // --- dashboards --------------------------------------------------------------------------
+  // Everyone sees the dashboards and their feeds; an admin also edits them in place (PATCH a
+  // dashboard, POST / PATCH its feeds). A refused write keeps the form as it was and shows the
+  // API's own explanation (problem+json detail and field errors) next to it.
+
+  const ENCODINGS = ["auto", "utf-8", "cp932"];
+  const FEED_ROLES = ["official", "appearance"];
+  const FEED_SOURCES = ["upload", "folder", "url"];
+
+  function option(value, label, selected) {
+    const o = el("option", { value }, label);
+    if (selected) o.selected = true;
+    return o;
+  }
+
+  function field(label, control, extra) {
+    return el("label", extra || null, label, control);
+  }
+
+  // Marks the inputs the API named in errors[] and shows the message; the values stay.
+  const CODE_FIELDS = {
+    INVALID_SCHEDULE: "schedule", INVALID_LOCATION: "location", LOCATION_REQUIRED: "location",
+    INVALID_MAPPING: "mapping", MAPPING_REQUIRED: "mapping", FEED_EXISTS: "name",
+  };
+
+  function refuse(form, box, err) {
+    showError(box, err);
+    const named = (err.errors || []).map((f) => String(f.field || "").split(".").pop());
+    if (CODE_FIELDS[err.code]) named.push(CODE_FIELDS[err.code]);
+    for (const name of named) {
+      const input = name && form.elements.namedItem(name);
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+    }
+  }
+
+  function clearRefusal(form, box) {
+    box.hidden = true;
+    box.textContent = "";
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  }
+
+  // The feed's state, when the API gives it (last poll / message / error …): any last_* field.
+  function feedState(f) {
+    const keys = Object.keys(f).filter((k) => k.startsWith("last_") && f[k] !== null && f[k] !== "");
+    if (!keys.length) return null;
+    return el("dl", { class: "feed-state", "data-testid": "feed-state" }, ...keys.flatMap((k) => [
+      el("dt", null, t["feed_" + k] || k.replace(/_/g, " ")),
+      el("dd", { class: /error/.test(k) ? "alert-inline" : null },
+        k === "last_run_id" ? el("a", { href: "/admin/runs/" + encodeURIComponent(f[k]) }, f[k])
+          : k.endsWith("_at") ? fmtTime(f[k])
+            : (typeof f[k] === "object" ? JSON.stringify(f[k]) : f[k])),
+    ]));
+  }
+
+  function dashboardForm(b, onSaved) {
+    const box = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "dashboard-error" });
+    const done = el("span", { class: "saved", role: "status", "data-testid": "dashboard-saved" });
+    const name = el("input", { name: "name", value: b.name, required: "", maxlength: "200",
+      "data-testid": "dashboard-name" });
+    const encoding = el("select", { name: "encoding", "data-testid": "dashboard-encoding" },
+      ...ENCODINGS.map((e) => option(e, e, e === b.encoding)));
+    const submit = el("button", { type: "submit", class: "btn primary" }, t.save);
+    const form = el("form", { class: "edit-form", "data-testid": "dashboard-form" },
+      field(t.name, name, { class: "grow" }), field(t.encoding, encoding), submit, done);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clearRefusal(form, box);
+      done.textContent = "";
+      const body = {};
+      if (name.value.trim() !== b.name) body.name = name.value.trim();
+      if (encoding.value !== b.encoding) body.encoding = encoding.value;
+      if (!Object.keys(body).length) { done.textContent = t.no_changes; return; }
+      submit.disabled = true;
+      try {
+        const updated = await api("PATCH", `/api/v1/dashboards/${encodeURIComponent(b.slug)}`, { body });
+        onSaved(updated, t.saved);
+      } catch (e) {
+        refuse(form, box, e);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    return el("div", { class: "edit-block" }, el("h3", null, t.edit_dashboard), form, box);
+  }
+
+  function feedForm(b, onSaved) {
+    const box = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "feed-error" });
+    const name = el("input", { name: "name", required: "", maxlength: "64", "data-testid": "feed-name" });
+    const role = el("select", { name: "role", "data-testid": "feed-role" },
+      ...FEED_ROLES.map((r) => option(r, t["feed_role_" + r] || r, r === "official")));
+    const source = el("select", { name: "source", "data-testid": "feed-source" },
+      ...FEED_SOURCES.map((s) => option(s, t["feed_source_" + s] || s, s === "folder")));
+    const location = el("input", { name: "location", maxlength: "4096", "data-testid": "feed-location",
+      placeholder: t.location_help });
+    const schedule = el("input", { name: "schedule", maxlength: "64", "data-testid": "feed-schedule",
+      placeholder: "*/15 7-19 * * mon-fri", spellcheck: "false", autocomplete: "off" });
+    const enabled = el("input", { type: "checkbox", name: "enabled", "data-testid": "feed-enabled" });
+    enabled.checked = true;
+    const mapping = el("textarea", { name: "mapping", rows: "3", "data-testid": "feed-mapping",
+      placeholder: '{"key_columns": {"FSEIBAN": "製番", …}}', spellcheck: "false" });
+    const mappingLabel = field(t.mapping, mapping, { class: "wide", hidden: "" });
+    const submit = el("button", { type: "submit", class: "btn primary", "data-testid": "feed-add" }, t.add);
+    const form = el("form", { class: "edit-form", "data-testid": "feed-form" },
+      field(t.name, name), field(t.role, role), field(t.source, source),
+      field(t.location, location, { class: "grow" }),
+      field(t.schedule + " (cron)", schedule),
+      el("label", { class: "check" }, enabled, t.enabled),
+      mappingLabel, submit);
+
+    function sync() {
+      const upload = source.value === "upload";
+      location.disabled = upload;
+      schedule.disabled = upload;
+      mappingLabel.hidden = role.value !== "appearance";
+    }
+    role.addEventListener("change", sync);
+    source.addEventListener("change", sync);
+    sync();
+
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clearRefusal(form, box);
+      const body = { name: name.value, role: role.value, source: source.value, enabled: enabled.checked };
+      if (!location.disabled && location.value.trim()) body.location = location.value.trim();
+      if (!schedule.disabled && schedule.value.trim()) body.schedule = schedule.value.trim();
+      if (role.value === "appearance" && mapping.value.trim()) {
+        try { body.mapping = JSON.parse(mapping.value); } catch (e) {
+          mapping.setAttribute("aria-invalid", "true");
+          showError(box, new Error(`${t.mapping}: ${t.invalid_json}`));
+          return;
+        }
+      }
+      submit.disabled = true;
+      try {
+        const feed = await api("POST", `/api/v1/dashboards/${encodeURIComponent(b.slug)}/feeds`, { body });
+        onSaved(null, `${t.saved}: ${feed.name}`);
+      } catch (e) {
+        refuse(form, box, e);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    const details = el("details", { class: "edit-block", "data-testid": "add-feed" },
+      el("summary", { class: "btn" }, t.add_feed), form, box);
+    return details;
+  }
+
+  function feedRows(b, f, showState, onSaved) {
+    const path = `/api/v1/dashboards/${encodeURIComponent(b.slug)}/feeds/${encodeURIComponent(f.id)}`;
+    const row = el("tr", { "data-feed-id": f.id, "data-feed-name": f.name, "data-testid": "feed-row",
+      "data-enabled": String(f.enabled) });
+    const cells = [
+      el("td", null, f.name), el("td", { class: "nw" }, t["feed_role_" + f.role] || f.role),
+      el("td", { class: "nw" }, t["feed_source_" + f.source] || f.source),
+      el("td", { class: "loc" }, f.location || "—"),
+      el("td", { class: "nw" }, el("code", null, f.schedule || "—")),
+    ];
+    const rows = [row];
+    if (!isAdmin) {
+      cells.push(el("td", { class: "nw" }, f.enabled ? t.yes : t.no));
+      if (showState) cells.push(el("td", null, feedState(f)));
+      row.append(...cells);
+      return rows;
+    }
+    // enabled: a switch that saves at once; on refusal it flips back and says why
+    const toggle = el("input", { type: "checkbox", "data-testid": "feed-enabled-toggle",
+      "aria-label": `${f.name}: ${t.enabled}` });
+    toggle.checked = f.enabled;
+    const toggleText = el("span", null, f.enabled ? t.yes : t.no);
+    const rowError = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "feed-row-error" });
+    toggle.addEventListener("change", async () => {
+      const want = toggle.checked;
+      toggle.disabled = true;
+      rowError.hidden = true;
+      try {
+        await api("PATCH", path, { body: { enabled: want } });
+        onSaved(null, `${t.saved}: ${f.name}`);
+      } catch (e) {
+        toggle.checked = !want;
+        toggle.disabled = false;
+        editRow.hidden = false;
+        showError(rowError, e);
+      }
+    });
+    cells.push(el("td", { class: "nw" }, el("label", { class: "check" }, toggle, toggleText)));
+    if (showState) cells.push(el("td", null, feedState(f)));
+
+    // location and schedule: an edit row under the feed
+    const box = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "feed-edit-error" });
+    const location = el("input", { name: "location", value: f.location || "", maxlength: "4096",
+      "data-testid": "feed-edit-location", disabled: f.source === "upload" ? "" : null });
+    const schedule = el("input", { name: "schedule", value: f.schedule || "", maxlength: "64",
+      "data-testid": "feed-edit-schedule", spellcheck: "false", autocomplete: "off",
+      disabled: f.source === "upload" ? "" : null });
+    const save = el("button", { type: "submit", class: "btn primary", "data-testid": "feed-save" }, t.save);
+    const close = el("button", { type: "button", class: "btn" }, t.close);
+    const form = el("form", { class: "edit-form" },
+      field(t.location, location, { class: "grow" }), field(t.schedule + " (cron)", schedule), save, close);
+    const editRow = el("tr", { class: "feed-edit", hidden: "", "data-testid": "feed-edit" },
+      el("td", { colspan: String(cells.length + 1) }, form, box, rowError));
+    const edit = el("button", { type: "button", class: "btn small", "data-testid": "feed-edit-open",
+      "aria-expanded": "false" }, t.edit);
+    edit.addEventListener("click", () => {
+      editRow.hidden = !editRow.hidden;
+      edit.setAttribute("aria-expanded", String(!editRow.hidden));
+      if (!editRow.hidden && !location.disabled) location.focus();
+    });
+    close.addEventListener("click", () => {
+      editRow.hidden = true;
+      edit.setAttribute("aria-expanded", "false");
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clearRefusal(form, box);
+      rowError.hidden = true;
+      const body = {};
+      const loc = location.value.trim() || null;
+      const sch = schedule.value.trim() || null;
+      if (!location.disabled && loc !== (f.location || null)) body.location = loc;
+      if (!schedule.disabled && sch !== (f.schedule || null)) body.schedule = sch;
+      if (!Object.keys(body).length) { editRow.hidden = true; return; }
+      save.disabled = true;
+      try {
+        await api("PATCH", path, { body });
+        onSaved(null, `${t.saved}: ${f.name}`);
+      } catch (e) {
+        refuse(form, box, e);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    cells.push(el("td", { class: "nw" }, edit));
+    row.append(...cells);
+    rows.push(editRow);
+    return rows;
+  }
+
+  function dashboardSection(b, feeds, lastOk, flash, reload) {
+    const showState = feeds.some((f) => Object.keys(f).some((k) => k.startsWith("last_") && f[k] !== null));
+    const head = el("div", { class: "dash-head" },
+      el("h2", null, el("span", { "data-testid": "dashboard-title" }, b.name), " ", el("code", null, b.slug)),
+      b.kind === "production_schedule"
+        ? el("a", { class: "btn primary", href: "/kiosk/" + encodeURIComponent(b.slug) }, t.open_kiosk)
+        : null);
+    const facts = el("dl", { class: "facts" },
+      el("dt", null, t.kind), el("dd", null, b.kind),
+      el("dt", null, t.ingest_mode), el("dd", null, b.ingest_mode),
+      el("dt", null, t.encoding), el("dd", { "data-testid": "dashboard-encoding-value" }, b.encoding),
+      el("dt", null, t.rows_active), el("dd", null, b.active_rows),
+      el("dt", null, t.rows_retired), el("dd", null, b.retired_rows),
+      el("dt", null, t.last_success), el("dd", null, fmtTime(lastOk)));
+    const headers = [t.name, t.role, t.source, t.location, t.schedule, t.enabled];
+    if (showState) headers.push(t.feed_state);
+    if (isAdmin) headers.push("");
+    const table = el("table", { class: "feeds" },
+      el("thead", null, el("tr", null, ...headers.map((h) => el("th", null, h)))),
+      el("tbody", null, ...feeds.flatMap((f) => feedRows(b, f, showState, reload))));
+    const section = el("section", { class: "dash", "data-slug": b.slug },
+      head, flash ? el("p", { class: "flash", role: "status", "data-testid": "flash" }, flash) : null,
+      facts);
+    if (isAdmin) section.append(dashboardForm(b, reload));
+    section.append(el("h3", null, t.feeds),
+      feeds.length ? el("div", { class: "table-wrap" }, table) : el("p", { class: "muted" }, t.no_feeds));
+    if (isAdmin) section.append(feedForm(b, reload));
+    return section;
+  }
 
   async function initDashboards() {
     const list = document.getElementById("dashboards-list");
     const errorBox = document.getElementById("dashboards-error");
+    let lastOk = new Map();
+
+    async function build(b, flash) {
+      const feeds = (await api("GET", `/api/v1/dashboards/${encodeURIComponent(b.slug)}/feeds`)).items;
+      let section = null;
+      // after a successful write: redraw this dashboard from the API (the saved truth)
+      const reload = async (updated, message) => {
+        try {
+          const fresh = updated || await api("GET", `/api/v1/dashboards/${encodeURIComponent(b.slug)}`);
+          const next = await build(fresh, message);
+          section.replaceWith(next);
+          errorBox.hidden = true;
+        } catch (e) { showError(errorBox, e); }
+      };
+      section = dashboardSection(b, feeds, lastOk.get(b.slug), flash, reload);
+      return section;
+    }
+
     try {
       const [boards, latest] = await Promise.all([
         loadDashboards(), api("GET", "/api/v1/ops/ingestion/latest")]);
-      const lastOk = new Map(latest.dashboards.map((d) => [d.dashboard, d.last_success_at]));
-      const sections = [];
-      for (const b of boards) {
-        const feeds = (await api("GET", `/api/v1/dashboards/${encodeURIComponent(b.slug)}/feeds`)).items;
-        const head = el("div", { class: "dash-head" },
-          el("h2", null, `${b.name} `, el("code", null, b.slug)),
-          b.kind === "production_schedule"
-            ? el("a", { class: "btn primary", href: "/kiosk/" + encodeURIComponent(b.slug) }, t.open_kiosk)
-            : null);
-        const facts = el("dl", { class: "facts" },
-          el("dt", null, t.kind), el("dd", null, b.kind),
-          el("dt", null, t.ingest_mode), el("dd", null, b.ingest_mode),
-          el("dt", null, t.encoding), el("dd", null, b.encoding),
-          el("dt", null, t.rows_active), el("dd", null, b.active_rows),
-          el("dt", null, t.rows_retired), el("dd", null, b.retired_rows),
-          el("dt", null, t.last_success), el("dd", null, fmtTime(lastOk.get(b.slug))));
-        const table = el("table", null,
-          el("thead", null, el("tr", null, ...[t.name, t.role, t.source, t.location, t.schedule, t.enabled]
-            .map((h) => el("th", null, h)))),
-          el("tbody", null, ...feeds.map((f) => el("tr", null,
-            el("td", null, f.name), el("td", null, f.role), el("td", null, f.source),
-            el("td", null, f.location || "—"), el("td", null, f.schedule || "—"),
-            el("td", null, f.enabled ? t.yes : t.no)))));
-        sections.push(el("section", { class: "dash", "data-slug": b.slug }, head, facts,
-          el("h3", null, t.feeds), el("div", { class: "table-wrap" }, table)));
-      }
-      list.replaceChildren(...sections);
+      lastOk = new Map(latest.dashboards.map((d) => [d.dashboard, d.last_success_at]));
+      list.replaceChildren(...await Promise.all(boards.map((b) => build(b, null))));
     } catch (e) {
       showError(errorBox, e);
     }

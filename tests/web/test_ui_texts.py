@@ -1,0 +1,20 @@
+"""Every UI label the scripts use exists in both languages (a missing one shows "undefined")."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from csvboard.web.i18n import texts
+from csvboard.web.routes import STATIC_DIR
+
+
+@pytest.mark.parametrize("script", ["admin.js", "kiosk.js"])
+def test_scripts_use_only_known_labels(script: str) -> None:
+    source = (STATIC_DIR / script).read_text(encoding="utf-8")
+    used = set(re.findall(r"\bt\.([a-z_][a-z0-9_]*)", source))
+    assert used, script
+    for lang in ("ja", "en"):
+        missing = used - set(texts(lang))
+        assert not missing, f"{script} ({lang}): {sorted(missing)}"
