@@ -71,6 +71,16 @@ ensure_chromium() {
     log "Chromium: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
 }
 
+# Debian's Dovecot IMAP server, for the tests' throwaway mail server (tests/worker/test_mail.py).
+ensure_dovecot() {
+    if [ ! -x /usr/sbin/dovecot ]; then
+        apt_install dovecot-imapd
+        [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot still missing after installing dovecot-imapd"
+    fi
+    ensure_command openssl openssl  # the tests' self-signed certificate for IMAPS / STARTTLS
+    log "Dovecot: $(/usr/sbin/dovecot --version 2>/dev/null || echo /usr/sbin/dovecot)"
+}
+
 # --- PostgreSQL server binaries (for the tests' throwaway clusters) -------------------------
 
 # Prints a directory with initdb, pg_ctl and postgres of version >= 15, or returns 1.

@@ -244,3 +244,32 @@ def test_run_history_more_rows_update_live_and_bars(sign_in: SignIn, live_server
     expect(admin.locator("#run-fill")).to_have_attribute("data-value", "100")
     fill, bar = bar_widths(admin, "#run-fill")
     assert abs(fill - bar) < 1, (fill, bar)
+
+
+def test_feed_state_last_poll_message_and_error_are_shown(
+    sign_in: SignIn, live_server: Any
+) -> None:
+    """Issue 7: the console shows each feed's last poll, last message and last error."""
+    from sqlalchemy import select
+
+    from csvboard.dashboards.models import CsvDashboardFeed
+    from csvboard.worker.models import CsvDashboardFeedState
+
+    with live_server.harness.write() as session:
+        feed = session.scalars(
+            select(CsvDashboardFeed).where(CsvDashboardFeed.name == "upload")
+        ).one()
+        session.add(
+            CsvDashboardFeedState(
+                feed_id=feed.id,
+                last_polled_at=datetime(2026, 11, 24, 6, 30, tzinfo=UTC),
+                last_message="no new file",
+                last_error="connection refused by 127.0.0.1:993",
+                updated_at=datetime(2026, 11, 24, 6, 30, tzinfo=UTC),
+            )
+        )
+    page = sign_in("admin", next_path="/admin/dashboards")
+    state = page.get_by_test_id("feed-state")
+    expect(state).to_contain_text("connection refused by 127.0.0.1:993")
+    expect(state).to_contain_text("no new file")
+    expect(state).to_contain_text("最終確認")

@@ -47,6 +47,8 @@ from csvboard.dashboards.service import (
 )
 from csvboard.db.engine import write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
+from csvboard.worker.mail import MailConfigError, parse_options
+from csvboard.worker.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 
@@ -140,7 +142,19 @@ class DashboardUpdate(BaseModel):
 
 
 FeedRole = Literal["official", "appearance"]
-FeedSource = Literal["upload", "folder", "url"]
+FeedSource = Literal["upload", "folder", "url", "imap"]
+
+
+class FeedStateOut(BaseModel):
+    """What the scheduler last saw of a feed (the admin console shows it)."""
+
+    last_polled_at: datetime | None = Field(description="When the scheduler last looked.")
+    last_success_at: datetime | None = Field(
+        description="When a poll of the source (imap) last completed without error."
+    )
+    last_message: str | None
+    last_error: str | None
+    last_run_id: uuid.UUID | None
 
 
 class FeedOut(BaseModel):
@@ -155,6 +169,14 @@ class FeedOut(BaseModel):
     schedule: str | None = Field(description="Cron (5 fields, Asia/Tokyo), or null.")
     enabled: bool
     mapping: AppearanceMapping | None
+    options: dict[str, Any] | None = Field(
+        default=None,
+        description="Source settings (imap: host, port, tls, user, password_env or "
+        "password_file, folders, subject_pattern, allowed_senders, poll_seconds, run_kind).",
+    )
+    state: FeedStateOut | None = Field(
+        default=None, description="The scheduler's last poll, message and error, if any."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -185,6 +207,7 @@ class FeedCreate(BaseModel):
     schedule: str | None = Field(default=None, max_length=64)
     enabled: bool = True
     mapping: AppearanceMapping | None = None
+    options: dict[str, Any] | None = None
 
     _strip_name = field_validator("name")(_feed_name)
 
@@ -202,6 +225,7 @@ class FeedUpdate(BaseModel):
     schedule: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
     mapping: AppearanceMapping | None = None
+    options: dict[str, Any] | None = None
 
     _strip_name = field_validator("name")(_feed_name)
 
@@ -376,7 +400,18 @@ def validate_cron(expression: str) -> str:
 # --- feeds --------------------------------------------------------------------------------
 
 
-def _feed_out(feed: CsvDashboardFeed, slug: str) -> FeedOut:
+def _feed_out(
+    feed: CsvDashboardFeed, slug: str, state: CsvDashboardFeedState | None = None
+) -> FeedOut:
+    state_out = None
+    if state is not None:
+        state_out = {
+            "last_polled_at": state.last_polled_at,
+            "last_success_at": state.last_success_at,
+            "last_message": state.last_message,
+            "last_error": state.last_error,
+            "last_run_id": state.last_run_id,
+        }
     return FeedOut.model_validate(
         {
             "id": feed.id,
@@ -388,6 +423,8 @@ def _feed_out(feed: CsvDashboardFeed, slug: str) -> FeedOut:
             "schedule": feed.schedule,
             "enabled": feed.enabled,
             "mapping": feed.mapping,
+            "options": feed.options,
+            "state": state_out,
             "created_at": feed.created_at,
             "updated_at": feed.updated_at,
         }
@@ -402,10 +439,27 @@ def _check_feed(
     location: str | None,
     schedule: str | None,
     mapping: AppearanceMapping | None,
-) -> tuple[str | None, str | None]:
-    """Validate a feed's settings together; returns the normalised (location, schedule)."""
+    options: dict[str, Any] | None = None,
+) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """Validate a feed's settings together; returns the normalised (location, schedule,
+    options). An imap feed's location is derived from its options (``imap://user@host/…``)."""
     if location is not None:
         location = location.strip() or None
+    if source == "imap":
+        try:
+            imap = parse_options(options)
+        except MailConfigError as exc:
+            raise InvalidRequest("INVALID_OPTIONS", str(exc)) from None
+        if imap.run_kind is not None:
+            expected = "appearance" if imap.run_kind == "appearance_supplement" else "official"
+            if role != expected:
+                raise InvalidRequest(
+                    "INVALID_OPTIONS", f"run_kind {imap.run_kind} does not fit a {role} feed"
+                )
+        location = imap.display_location()
+        options = imap.model_dump(mode="json", exclude_none=True)
+    elif options is not None:
+        raise InvalidRequest("INVALID_OPTIONS", f"a {source} feed has no options; remove them")
     if source == "upload":
         if location is not None:
             raise InvalidRequest("INVALID_LOCATION", "an upload feed has no location")
@@ -443,7 +497,7 @@ def _check_feed(
             raise InvalidRequest("INVALID_MAPPING", "; ".join(parts))
         if any(not v.strip() for v in mapping.key_columns.values()):
             raise InvalidRequest("INVALID_MAPPING", "a mapped header must not be blank")
-    return location, schedule
+    return location, schedule, options
 
 
 def _feed_of(session: Session, dashboard: CsvDashboard, feed_id: uuid.UUID) -> CsvDashboardFeed:
@@ -729,12 +783,13 @@ def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
 def list_feeds(slug: str, session: ReadSession) -> FeedList:
     """Every feed of the dashboard, enabled or not, oldest first."""
     dashboard = get_dashboard(session, slug)
-    feeds = session.scalars(
-        select(CsvDashboardFeed)
+    rows = session.execute(
+        select(CsvDashboardFeed, CsvDashboardFeedState)
+        .outerjoin(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
         .where(CsvDashboardFeed.csv_dashboard_id == dashboard.id)
         .order_by(CsvDashboardFeed.created_at, CsvDashboardFeed.name)
-    )
-    return FeedList(items=[_feed_out(f, dashboard.slug) for f in feeds])
+    ).all()
+    return FeedList(items=[_feed_out(f, dashboard.slug, st) for f, st in rows])
 
 
 @router.post(
@@ -752,13 +807,14 @@ def create_feed(slug: str, body: FeedCreate, engine: EngineDep) -> FeedOut:
     """
     with write_session(engine) as session:
         dashboard = get_dashboard(session, slug)
-        location, schedule = _check_feed(
+        location, schedule, options = _check_feed(
             dashboard,
             role=body.role,
             source=body.source,
             location=body.location,
             schedule=body.schedule,
             mapping=body.mapping,
+            options=body.options,
         )
         if _name_taken(session, dashboard.id, body.name):
             raise _feed_exists(body.name)
@@ -773,6 +829,7 @@ def create_feed(slug: str, body: FeedCreate, engine: EngineDep) -> FeedOut:
             schedule=schedule,
             enabled=body.enabled,
             mapping=None if body.mapping is None else body.mapping.model_dump(mode="json"),
+            options=options,
             created_at=now,
             updated_at=now,
         )
@@ -812,13 +869,15 @@ def update_feed(slug: str, feed_id: uuid.UUID, body: FeedUpdate, engine: EngineD
             mapping = (
                 None if feed.mapping is None else AppearanceMapping.model_validate(feed.mapping)
             )
-        location, schedule = _check_feed(
+        options = body.options if "options" in given else feed.options
+        location, schedule, options = _check_feed(
             dashboard,
             role=role,
             source=source,
             location=location,
             schedule=schedule,
             mapping=mapping,
+            options=options,
         )
         if name != feed.name and _name_taken(session, dashboard.id, name, but=feed.id):
             raise _feed_exists(name)
@@ -830,6 +889,7 @@ def update_feed(slug: str, feed_id: uuid.UUID, body: FeedUpdate, engine: EngineD
             "schedule": schedule,
             "enabled": body.enabled if body.enabled is not None else feed.enabled,
             "mapping": None if mapping is None else mapping.model_dump(mode="json"),
+            "options": options,
         }
         if any(getattr(feed, k) != v for k, v in values.items()):
             for key, value in values.items():
@@ -839,7 +899,7 @@ def update_feed(slug: str, feed_id: uuid.UUID, body: FeedUpdate, engine: EngineD
                 session.flush()
             except IntegrityError:
                 raise _feed_exists(name) from None
-        return _feed_out(feed, dashboard.slug)
+        return _feed_out(feed, dashboard.slug, session.get(CsvDashboardFeedState, feed.id))
 
 
 # --- routes: rows -------------------------------------------------------------------------

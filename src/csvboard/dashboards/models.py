@@ -68,16 +68,20 @@ class CsvDashboardFeed(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())
     # For appearance feeds: csvboard.dashboards.columns.AppearanceMapping.
     mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    # Source-specific settings; for imap feeds csvboard.worker.mail.ImapOptions (server,
+    # folders, filters, and where the password comes from: never the password itself).
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
 
     __table_args__ = (
         CheckConstraint("role IN ('official', 'appearance')", name="role"),
-        CheckConstraint("source IN ('upload', 'folder', 'url')", name="source"),
+        CheckConstraint("source IN ('upload', 'folder', 'url', 'imap')", name="source"),
         CheckConstraint("source = 'upload' OR location IS NOT NULL", name="location_required"),
         CheckConstraint(
             "role = 'official' OR mapping IS NOT NULL", name="appearance_needs_mapping"
         ),
+        CheckConstraint("source <> 'imap' OR options IS NOT NULL", name="imap_needs_options"),
         UniqueConstraint("csv_dashboard_id", "name"),
     )
 

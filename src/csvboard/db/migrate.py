@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -20,12 +21,34 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_database(url: str) -> None:
+    """Upgrade to head.
+
+    SQLite: foreign keys are switched off for the migration (SQLite's documented procedure
+    for a schema change). Batch migrations rebuild a table by copying it and dropping the old
+    one, and with foreign keys on that DROP would run the children's ``ON DELETE`` actions
+    (feed state and claimed mail messages deleted, run sources' feed set null). The keys are
+    checked afterwards and the upgrade fails if any is broken.
+    """
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            config = alembic_config(url)
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            raw: Any = conn.connection.driver_connection
+            if sqlite:
+                # Outside any transaction (inside one this pragma is a no-op).
+                raw.execute("PRAGMA foreign_keys = OFF")
+            try:
+                with conn.begin():
+                    config = alembic_config(url)
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                if sqlite:
+                    raw.execute("PRAGMA foreign_keys = ON")
     finally:
         engine.dispose()
 

@@ -44,6 +44,7 @@ from csvboard.runs.service import (
 )
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType
 from csvboard.settings import Settings
+from csvboard.worker.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
 
@@ -649,6 +650,36 @@ def get_latest(session: ReadSession) -> Latest:
 
 STALE_QUEUE = timedelta(minutes=10)
 LOST_HEARTBEAT = timedelta(seconds=60)
+#: A mail feed's error counts once it has outlasted this many poll intervals (at least
+#: MAIL_MIN_OUTAGE) since the last successful poll (or since the feed was created).
+MAIL_OUTAGE_POLLS = 3
+MAIL_MIN_OUTAGE = timedelta(minutes=5)
+
+
+def _failing_mail_feeds(session: Session, now: datetime) -> list[str]:
+    """``slug/feed: error`` of each enabled imap feed whose error has persisted."""
+    rows = session.execute(
+        select(CsvDashboardFeed, CsvDashboard.slug, CsvDashboardFeedState)
+        .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
+        .join(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
+        .where(
+            CsvDashboardFeed.source == "imap",
+            CsvDashboardFeed.enabled.is_(True),
+            CsvDashboardFeedState.last_error.is_not(None),
+        )
+        .order_by(CsvDashboard.slug, CsvDashboardFeed.name)
+    ).all()
+    failing = []
+    for feed, slug, state in rows:
+        try:
+            poll = float((feed.options or {}).get("poll_seconds", 60))
+        except (TypeError, ValueError):
+            poll = 60.0
+        allowed = max(timedelta(seconds=MAIL_OUTAGE_POLLS * poll), MAIL_MIN_OUTAGE)
+        since = state.last_success_at or feed.created_at
+        if now - since > allowed:
+            failing.append(f"{slug}/{feed.name}: {state.last_error}")
+    return failing
 
 
 @router.get(
@@ -677,6 +708,7 @@ def get_health(engine: EngineDep, response: Response) -> Health:
                     IngestionRunLease.heartbeat_at < now - LOST_HEARTBEAT,
                 )
             )
+            failing_feeds = _failing_mail_feeds(session, now)
     except SQLAlchemyError as exc:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="critical", checks={"database": f"unreachable ({type(exc).__name__})"})
@@ -691,4 +723,9 @@ def get_health(engine: EngineDep, response: Response) -> Health:
         degraded = True
     else:
         checks["workers"] = "ok"
+    if failing_feeds:
+        checks["mail_feeds"] = "failing: " + " | ".join(failing_feeds)
+        degraded = True
+    else:
+        checks["mail_feeds"] = "ok"
     return Health(status="degraded" if degraded else "ok", checks=checks)

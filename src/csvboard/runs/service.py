@@ -71,6 +71,8 @@ class NewSource:
     stored: StoredFile | None
     # Where the file was expected when it could not be stored (the run then fails FILE_MISSING).
     missing_location: str | None = None
+    # The mail message the file came from (imap feeds): its Message-ID or sha256 key.
+    message_id: str | None = None
 
 
 def create_run(
@@ -124,6 +126,7 @@ def create_run(
                 size_bytes=stored.size_bytes if stored else None,
                 sha256=stored.sha256 if stored else None,
                 stored_path=str(stored.stored_path) if stored else None,
+                message_id=src.message_id,
                 created_at=now,
             )
         )

@@ -1,4 +1,5 @@
-"""The scheduler: fires cron feeds and watches folder feeds (SPEC 4 "Scheduler").
+"""The scheduler: fires cron feeds and watches folder feeds (SPEC 4 "Scheduler"); polls imap
+feeds through :class:`csvboard.worker.mail.MailPoller` (issue #7).
 
 One pass is a :meth:`Scheduler.tick`; :meth:`Scheduler.run_forever` repeats it until stopped.
 
@@ -66,6 +67,7 @@ from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, active_identical_run, create_run, error_summary
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus
 from csvboard.settings import Settings
+from csvboard.worker.mail import MailPoller
 from csvboard.worker.models import CsvDashboardFeedState
 
 log = structlog.get_logger("csvboard.scheduler")
@@ -427,6 +429,7 @@ class FeedSnapshot:
     location: str | None
     schedule: str | None
     enabled: bool
+    options: dict[str, Any] | None = None
 
 
 @dataclass
@@ -436,6 +439,10 @@ class FeedOutcome:
     run_ids: list[uuid.UUID] = field(default_factory=list)
     message: str | None = None
     error: str | None = None
+    # An imap feed not due this tick: nothing is recorded (``last_polled_at`` stays).
+    idle: bool = False
+    # When a poll completed without error (imap feeds): the state's ``last_success_at``.
+    succeeded_at: datetime | None = None
 
 
 @dataclass
@@ -528,6 +535,13 @@ class Scheduler:
         else:
             self.leadership = FileLockLeadership(lock_file_for(engine, settings), scheduler_id)
         self._is_leader = False
+        self.mail = MailPoller(
+            engine,
+            settings,
+            timeout=read_timeout,
+            max_messages=max_files_per_tick,
+            official_run_kind=official_run_kind,
+        )
 
     # -- life cycle --
 
@@ -592,6 +606,8 @@ class Scheduler:
             except Exception as exc:
                 log.exception("scheduler_feed_failed", feed=outcome.feed_name)
                 outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+            if outcome.idle:
+                continue
             if outcome.message is not None or outcome.error is not None or outcome.run_ids:
                 report.feeds.append(outcome)
             try:
@@ -614,7 +630,7 @@ class Scheduler:
             rows = session.execute(
                 select(CsvDashboardFeed, CsvDashboard.slug)
                 .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
-                .where(CsvDashboardFeed.source.in_(("folder", "url")))
+                .where(CsvDashboardFeed.source.in_(("folder", "url", "imap")))
                 .order_by(CsvDashboard.slug, CsvDashboardFeed.name)
             ).all()
             return [
@@ -628,6 +644,7 @@ class Scheduler:
                     location=feed.location,
                     schedule=feed.schedule,
                     enabled=feed.enabled,
+                    options=feed.options,
                 )
                 for feed, slug in rows
             ]
@@ -645,6 +662,9 @@ class Scheduler:
         now: datetime,
         outcome: FeedOutcome,
     ) -> None:
+        if feed.source == "imap":
+            self._poll_mail(feed, state, now, outcome)
+            return
         if feed.schedule:
             if not self._cron_due(feed, state, now, outcome):
                 return
@@ -671,6 +691,29 @@ class Scheduler:
             if taken == 0 and outcome.error is None:
                 outcome.message = f"watching {layout.folder}: no file waiting"
         # A url feed without a schedule is fetched only when someone asks; nothing to do here.
+
+    def _poll_mail(
+        self,
+        feed: FeedSnapshot,
+        state: CsvDashboardFeedState | None,
+        now: datetime,
+        outcome: FeedOutcome,
+    ) -> None:
+        """An imap feed (csvboard.worker.mail): due by its cron schedule or its interval."""
+        if feed.schedule:
+            if not self._cron_due(feed, state, now, outcome):
+                return
+            result = self.mail.poll(feed, check_due=False)
+        else:
+            result = self.mail.poll(feed)
+            if not result.polled and result.error is None:
+                outcome.idle = True
+                return
+        outcome.run_ids.extend(result.run_ids)
+        outcome.message = result.message
+        outcome.error = result.error
+        if result.succeeded:
+            outcome.succeeded_at = now
 
     def _layout(self, feed: FeedSnapshot) -> FolderLayout:
         folder = Path(feed.location or "")
@@ -956,6 +999,9 @@ class Scheduler:
         if outcome.run_ids:
             values["last_run_id"] = outcome.run_ids[-1]
             keys.append("last_run_id")
+        if outcome.succeeded_at is not None:
+            values["last_success_at"] = outcome.succeeded_at
+            keys.append("last_success_at")
         with write_session(self.engine) as session:
             self._upsert(session, values, keys)
 

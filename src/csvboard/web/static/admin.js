@@ -463,8 +463,18 @@
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   }
 
-  // The feed's state, when the API gives it (last poll / message / error …): any last_* field.
-  function feedState(f) {
+  // The feed's state (last poll / success / message / error / run), from the API's "state".
+  function stateFields(feed) {
+    return feed.state || {};
+  }
+
+  function hasState(feed) {
+    const s = stateFields(feed);
+    return Object.keys(s).some((k) => k.startsWith("last_") && s[k] !== null && s[k] !== "");
+  }
+
+  function feedState(feed) {
+    const f = stateFields(feed);
     const keys = Object.keys(f).filter((k) => k.startsWith("last_") && f[k] !== null && f[k] !== "");
     if (!keys.length) return null;
     return el("dl", { class: "feed-state", "data-testid": "feed-state" }, ...keys.flatMap((k) => [
@@ -660,7 +670,7 @@
   }
 
   function dashboardSection(b, feeds, lastOk, flash, reload) {
-    const showState = feeds.some((f) => Object.keys(f).some((k) => k.startsWith("last_") && f[k] !== null));
+    const showState = feeds.some(hasState);
     const head = el("div", { class: "dash-head" },
       el("h2", null, el("span", { "data-testid": "dashboard-title" }, b.name), " ", el("code", null, b.slug)),
       b.kind === "production_schedule"
