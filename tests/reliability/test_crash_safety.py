@@ -35,6 +35,7 @@ from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db.migrate import upgrade_database
+from csvboard.runs.lifecycle import TransitionConflict
 from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule import service as schedule
@@ -202,8 +203,18 @@ def test_sigkill_at_random_points_never_half_commits(harness: Harness, workers: 
 
     def reference_of(i: int, path: Path) -> dict[str, dict[str, Any]]:
         ref = harness.dashboard(f"reference-{i}")
-        outcome = harness.run(harness.queue(ref, path, kind="official_ingestion"))
-        assert outcome.status is RunStatus.SUCCEEDED, outcome
+        run_id = harness.queue(ref, path, kind="official_ingestion")
+        try:
+            outcome = harness.run(run_id)
+            assert outcome.status is RunStatus.SUCCEEDED, outcome
+        except TransitionConflict:
+            # A live worker process claimed the reference run first: let it finish it.
+            wait_until(
+                lambda: status_of(harness, run_id) not in ("queued", "running"),
+                timeout=300,
+                what="the reference run to end",
+            )
+            assert status_of(harness, run_id) == "succeeded", ledger(harness, run_id)
         return active_data(harness, ref)
 
     current = workers.spawn()
