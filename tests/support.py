@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard
@@ -16,7 +17,8 @@ from csvboard.dashboards.service import create_dashboard
 from csvboard.db.engine import make_engine, read_session, write_session
 from csvboard.ingest.runner import RunOutcome, execute_run
 from csvboard.ingest.storage import store_file
-from csvboard.runs.service import start_upload_run
+from csvboard.runs.models import IngestionRun
+from csvboard.runs.service import error_summary, start_upload_run
 from csvboard.settings import Settings
 
 SCHEDULE_HEADER = (
@@ -40,6 +42,39 @@ def schedule_line(
         f"{product_no:010d},{seiban},{hincd},{name},{resource},資源{resource},{hours},{kojun},"
         f"{progress},{updated}"
     )
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    diagnostics: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``predicate`` until it holds, or fail naming ``what`` (and any diagnostics)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{diagnostics()}")
+        time.sleep(interval)
+
+
+def ledger(h: Harness, run_id: uuid.UUID) -> dict[str, Any]:
+    """A run's ledger columns, read fresh, plus its ``error_summary``."""
+    with h.read() as session:
+        doc = dict(
+            session.execute(select(IngestionRun.__table__).where(IngestionRun.run_id == run_id))
+            .mappings()
+            .one()
+        )
+        doc["error_summary"] = error_summary(session, run_id)
+        return doc
+
+
+def status_of(h: Harness, run_id: uuid.UUID) -> str:
+    with h.read() as session:
+        return str(session.get_one(IngestionRun, run_id, populate_existing=True).status)
 
 
 class Harness:

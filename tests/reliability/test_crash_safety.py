@@ -43,14 +43,8 @@ from csvboard.schedule.models import ProductionScheduleProgress, ProductionSched
 from csvboard.schedule.sample import write_schedule_csv
 from pg_cluster import create_database, start_cluster
 from reliability.common import SOAK, report, size
-from support import Harness
-from worker.test_worker_processes import (
-    APPLY_STATEMENTS_SQL,
-    WorkerProcess,
-    ledger,
-    status_of,
-    wait_until,
-)
+from support import Harness, ledger, status_of, wait_until
+from worker.test_worker_processes import APPLY_STATEMENTS_SQL, WorkerProcess
 
 RUNS = size(6, 30)
 ROWS = size(20_000, 50_000)

@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from csvboard.ingest.runner import RunOutcome, execute_run
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts, TransitionConflict
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun, IngestionRunLease
-from csvboard.runs.service import error_summary, retry_run
+from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.sample import write_schedule_csv
 from csvboard.settings import Settings
@@ -37,7 +37,7 @@ from csvboard.worker.worker import (
     claim_next_run,
     reap_lost_runs,
 )
-from support import Harness
+from support import Harness, ledger, wait_until
 
 BIG_ROWS = 40_000  # 20 staging batches: plenty of checkpoints to stop a run at
 
@@ -62,27 +62,6 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def small_file(h: Harness, rows: int, seed: int) -> Path:
     return write_schedule_csv(h.files / f"small-{seed}-{uuid.uuid4().hex[:6]}.csv", rows, seed=seed)
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.01
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def ledger(h: Harness, run_id: uuid.UUID) -> dict[str, Any]:
-    with h.read() as session:
-        doc = dict(
-            session.execute(select(IngestionRun.__table__).where(IngestionRun.run_id == run_id))
-            .mappings()
-            .one()
-        )
-        doc["error_summary"] = error_summary(session, run_id)
-        return doc
 
 
 def lease_of(h: Harness, run_id: uuid.UUID) -> dict[str, Any] | None:

@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,12 +36,12 @@ from sqlalchemy import func, select, text
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun, IngestionRunLease
-from csvboard.runs.service import error_summary, retry_run
+from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import TERMINAL_STATUSES, RunStatus
 from csvboard.schedule import service as schedule
 from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
 from csvboard.schedule.sample import HEADER, generate_rows, write_schedule_csv
-from support import Harness
+from support import Harness, ledger, status_of, wait_until
 
 BIG_ROWS = 200_000
 SEED_ROWS = 3_000  # the dashboard's schedule before the big run: the big file's first steps
@@ -189,37 +188,6 @@ def spawn(harness: Harness, tmp_path: Path) -> Iterator[Spawn]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def wait_until(
-    predicate: Callable[[], bool],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.05,
-    diagnostics: Callable[[], str] = lambda: "",
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{diagnostics()}")
-        time.sleep(interval)
-
-
-def ledger(h: Harness, run_id: uuid.UUID) -> dict[str, Any]:
-    with h.read() as session:
-        doc = dict(
-            session.execute(select(IngestionRun.__table__).where(IngestionRun.run_id == run_id))
-            .mappings()
-            .one()
-        )
-        doc["error_summary"] = error_summary(session, run_id)
-        return doc
-
-
-def status_of(h: Harness, run_id: uuid.UUID) -> str:
-    with h.read() as session:
-        return str(session.get_one(IngestionRun, run_id, populate_existing=True).status)
 
 
 def events_of(h: Harness, run_id: uuid.UUID) -> list[dict[str, Any]]:
