@@ -1,16 +1,21 @@
 """Crash safety on PostgreSQL with real ``csvboard worker`` processes (issue #6, item 1).
 
 - N official ingestions (CI 6, soak 30) of a generated schedule (CI 20,000 rows, soak 50,000),
-  each with its worker killed by SIGKILL after a seeded random delay. Each kill is classified
-  by the phase seen just before it: ``claim`` (not yet reading), ``staging``
-  (``target_count < total``), ``apply`` (``pg_stat_activity`` shows the upsert or the items
-  insert) or ``after_commit`` (run terminal). A second worker (lease timeout 5 s, heartbeat
-  1 s) reaps the lost run, and a lost run is re-run with ``retry_run``.
-  Checked: every run ends terminal; every succeeded run's rows equal its file exactly (the
-  file parsed by csvboard itself: the same file ingested into a reference dashboard, compared
-  row_data by row_data); a run that did not commit changed nothing (the dashboard snapshot
-  right before the reap equals the one after it); operator data written between runs
-  (completions and notes through ``csvboard.schedule.service``) is exactly as expected.
+  each with its worker killed by SIGKILL. The kills cycle through the five failpoints of
+  ``csvboard.ingest.failpoints`` (the worker SIGKILLs itself while parsing, with a batch in
+  staging, with the rows written but not committed, just before and just after the commit)
+  and a seeded random delay (classified by the phase seen just before it: ``claim``,
+  ``staging``, ``apply`` when ``pg_stat_activity`` shows an apply statement, or
+  ``after_commit``). A second worker (lease timeout 5 s, heartbeat 1 s) reaps the lost run,
+  and a lost run is re-run with ``retry_run``.
+  Checked after each: the run is terminal; a run killed before its commit ended
+  ``failed / WORKER_LOST`` and changed nothing (a digest of every stored row of the dashboard
+  equals the one taken before the run was queued), one killed after it ``succeeded``; every
+  re-run succeeds; the dashboard's active rows equal the file (parsed by csvboard itself: the
+  same file ingested into a reference dashboard, compared row_data by row_data); and every
+  record of the five operator tables — completions, notes, due dates, processing types,
+  machining orders, written between runs through ``csvboard.schedule.service`` — is exactly
+  as the people left it, column for column.
 - The PostgreSQL server killed (``pg_ctl stop -m immediate``) in the middle of an apply and
   started again on the same data directory: the run ends failed (``DATABASE_ERROR`` or
   ``WORKER_LOST``) and its re-run succeeds.
@@ -25,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,11 +40,12 @@ from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db.migrate import upgrade_database
-from csvboard.runs.lifecycle import TransitionConflict
+from csvboard.errors import Conflict
+from csvboard.ingest.failpoints import FAILPOINTS
 from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule import service as schedule
-from csvboard.schedule.models import ProductionScheduleProgress, ProductionScheduleRowNote
+from csvboard.schedule.models import OPERATOR_TABLES
 from csvboard.schedule.sample import write_schedule_csv
 from pg_cluster import create_database, start_cluster
 from reliability.common import SOAK, report, size
@@ -49,6 +55,7 @@ from worker.test_worker_processes import APPLY_STATEMENTS_SQL, WorkerProcess
 RUNS = size(6, 30)
 ROWS = size(20_000, 50_000)
 TERMINAL = {"succeeded", "failed", "partial", "cancelled"}
+KILL_MODES = (*FAILPOINTS, "random")  # CI: each once; soak: each five times
 LEASE_ENV = {"CSVBOARD_LEASE_TIMEOUT_SECONDS": "5", "CSVBOARD_HEARTBEAT_SECONDS": "1"}
 
 
@@ -121,24 +128,54 @@ def active_data(h: Harness, board: CsvDashboard) -> dict[str, dict[str, Any]]:
     return {r[0]: r[1] for r in rows}
 
 
-def operator_state(h: Harness) -> tuple[dict[uuid.UUID, bool], dict[uuid.UUID, str]]:
+def operator_state(h: Harness) -> dict[str, dict[uuid.UUID, tuple[Any, ...]]]:
+    """Every record of every operator-owned table, every column, by table and row id."""
+    state: dict[str, dict[uuid.UUID, tuple[Any, ...]]] = {}
     with h.read() as session:
-        done = dict(
-            session.execute(
-                select(
-                    ProductionScheduleProgress.csv_dashboard_row_id,
-                    ProductionScheduleProgress.is_completed,
-                )
-            ).all()
-        )
-        notes = dict(
-            session.execute(
-                select(
-                    ProductionScheduleRowNote.csv_dashboard_row_id, ProductionScheduleRowNote.note
-                )
-            ).all()
-        )
-    return done, notes
+        for model in OPERATOR_TABLES:
+            table = model.__table__
+            state[table.name] = {
+                row.csv_dashboard_row_id: tuple(row) for row in session.execute(select(table)).all()
+            }
+    return state
+
+
+def write_operator_data(
+    h: Harness, board: CsvDashboard, rng: random.Random, i: int
+) -> Counter[str]:
+    """What planners and workers do between exports: completions, notes, due dates,
+    processing types and machining orders on random active steps (refusals such as an order
+    number already taken are part of the game and skipped)."""
+    done: Counter[str] = Counter()
+    with h.read() as session:
+        steps = session.execute(
+            select(CsvDashboardRow.id, CsvDashboardRow.row_data).where(
+                CsvDashboardRow.csv_dashboard_id == board.id, CsvDashboardRow.is_active
+            )
+        ).all()
+    for row_id, data in rng.sample(steps, 25):
+        what = rng.choice(["completion", "note", "due", "processing", "order"])
+        try:
+            with h.write() as session:
+                if what == "completion":
+                    intent = rng.choice(["complete", "incomplete"])
+                    schedule.set_completion(session, row_id, intent, by="作業者")
+                elif what == "note":
+                    schedule.set_note(session, row_id, f"注意 {i}-{rng.randrange(1000)}", by="計画")
+                elif what == "due":
+                    due = date(2027, 1 + rng.randrange(12), 1 + rng.randrange(28))
+                    schedule.set_due_date(session, row_id, due, by="計画")
+                elif what == "processing":
+                    kind = rng.choice(["塗装", "カニゼン", "LSLH"])
+                    schedule.set_processing_type(session, row_id, kind, by="計画")
+                else:
+                    resource = data["FSIGENCD"]
+                    n = 1 + rng.randrange(10)
+                    schedule.set_order(session, row_id, resource, n, by="計画")
+            done[what] += 1
+        except Conflict:
+            done[f"{what}_refused"] += 1
+    return done
 
 
 def lease_age(h: Harness, run_id: uuid.UUID) -> float:
@@ -178,7 +215,7 @@ def phase_now(h: Harness, run_id: uuid.UUID) -> str:
     return "claim"
 
 
-def test_sigkill_at_random_points_never_half_commits(harness: Harness, workers: Workers) -> None:
+def test_sigkill_at_every_phase_never_half_commits(harness: Harness, workers: Workers) -> None:
     rng = random.Random(6_2026)
     board = harness.dashboard("schedule")
     # Seed: the first file, committed in-process, so kills land on a dashboard with data.
@@ -188,100 +225,79 @@ def test_sigkill_at_random_points_never_half_commits(harness: Harness, workers: 
         RunStatus.SUCCEEDED
     )
     full = (time.monotonic() - seeded_at) * 1.5  # a worker's run: claim, stage, apply
-    expected_done: dict[uuid.UUID, bool] = {}
-    expected_notes: dict[uuid.UUID, str] = {}
     phases: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
-    checked_runs = 0
-    pool = ThreadPoolExecutor(max_workers=1)
+    written: Counter[str] = Counter()
+    retries = 0
 
-    def reference_of(i: int, path: Path) -> dict[str, dict[str, Any]]:
-        ref = harness.dashboard(f"reference-{i}")
-        run_id = harness.queue(ref, path, kind="official_ingestion")
-        try:
-            outcome = harness.run(run_id)
-            assert outcome.status is RunStatus.SUCCEEDED, outcome
-        except TransitionConflict:
-            # A live worker process claimed the reference run first: let it finish it.
-            wait_until(
-                lambda: status_of(harness, run_id) not in ("queued", "running"),
-                timeout=300,
-                what="the reference run to end",
-            )
-            assert status_of(harness, run_id) == "succeeded", ledger(harness, run_id)
-        return active_data(harness, ref)
-
-    current = workers.spawn()
-    wait_until(lambda: current.started(), timeout=60, what="the first worker to start")
     for i in range(RUNS):
-        # Operator data between runs: completions and notes on random active steps.
-        with harness.read() as session:
-            ids = list(
-                session.scalars(
-                    select(CsvDashboardRow.id).where(
-                        CsvDashboardRow.csv_dashboard_id == board.id, CsvDashboardRow.is_active
-                    )
-                )
-            )
-        with harness.write() as session:
-            for row_id in rng.sample(ids, 20):
-                if rng.random() < 0.5:
-                    intent = rng.choice(["complete", "incomplete"])
-                    schedule.set_completion(session, row_id, intent, by="作業者")
-                    expected_done[row_id] = intent == "complete"
-                else:
-                    note = f"注意 {i}-{rng.randrange(1000)}"
-                    schedule.set_note(session, row_id, note, by="計画")
-                    expected_notes[row_id] = note
-
+        mode = KILL_MODES[i % len(KILL_MODES)]
+        written.update(write_operator_data(harness, board, rng, i))
+        people_entered = operator_state(harness)
         path = write_schedule_csv(harness.files / f"export-{i:02d}.csv", ROWS, seed=600 + i)
-        reference = pool.submit(reference_of, i, path)  # csvboard's own reading of the file
+        # csvboard's own reading of the file: the same file into a fresh reference dashboard
+        # (no worker is alive now, so nothing else can claim it).
+        ref = harness.dashboard(f"reference-{i}")
+        assert harness.run(harness.queue(ref, path, kind="official_ingestion")).status is (
+            RunStatus.SUCCEEDED
+        )
+        reference = active_data(harness, ref)
+        before = snapshot(harness, board)
+
         run_id = harness.queue(board, path, kind="official_ingestion")
-        time.sleep(rng.uniform(0.0, full))
-        phase = phase_now(harness, run_id)
-        os.kill(current.pid, signal.SIGKILL)
-        current.proc.wait(10)
+        if mode == "random":
+            victim = workers.spawn()
+            wait_until(victim.started, timeout=60, what="the worker to start")
+            time.sleep(rng.uniform(0.0, full))
+            phase = phase_now(harness, run_id)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.proc.wait(10)
+        else:  # the worker kills itself at exactly that point
+            victim = workers.spawn(CSVBOARD_FAILPOINT=mode)
+            victim.proc.wait(300)
+            assert victim.proc.returncode == -signal.SIGKILL, tail_of(victim)
+            phase = mode
         phases[phase] += 1
 
-        before_reap = snapshot(harness, board)
         # Workers reap at start-up and then every 15 s: start the reaper once the lease is
         # stale (lease timeout 5 s), so its first reap finds the run.
         wait_until(partial(lease_stale, harness, run_id), timeout=30, what="stale lease")
         reaper = workers.spawn()
         wait_until(
             partial(is_terminal, harness, run_id),
-            timeout=90,
+            timeout=120,
             interval=0.1,
             what="the lost run to end",
             diagnostics=partial(tail_of, reaper),
         )
         doc = ledger(harness, run_id)
-        outcomes[doc["status"]] += 1
+        outcomes[f"{phase}:{doc['status']}"] += 1
+        if phase == "after_commit":
+            assert doc["status"] == "succeeded", doc
+        elif phase in FAILPOINTS:
+            assert doc["status"] == "failed", doc
         if doc["status"] != "succeeded":
-            # Nothing of it committed: the dashboard is exactly as right before the reap.
+            # Nothing of it committed: the dashboard is exactly as before the run.
             assert doc["status"] == "failed", doc
             assert doc["error_summary"].startswith("WORKER_LOST"), doc
             assert doc["success_count"] == 0, doc
-            assert snapshot(harness, board) == before_reap, f"run {i} ({phase}) changed rows"
+            assert snapshot(harness, board) == before, f"run {i} ({phase}) changed rows"
             with harness.write() as session:
                 rerun = retry_run(session, run_id, requested_by="admin").run_id
             wait_until(
                 partial(is_terminal, harness, rerun),
-                timeout=120,
+                timeout=180,
                 interval=0.1,
                 what="the re-run to end",
                 diagnostics=partial(tail_of, reaper),
             )
             assert status_of(harness, rerun) == "succeeded", ledger(harness, rerun)
-        else:
-            assert phase in ("claim", "apply", "after_commit"), (phase, doc)
-        # The committed run's rows equal its file, parsed by csvboard itself.
-        assert active_data(harness, board) == reference.result(timeout=120), f"run {i}"
-        checked_runs += 1
-        current = reaper  # the survivor takes the next run
-    pool.shutdown()
+            retries += 1
+        # The committed run's rows equal its file, and what people entered is untouched.
+        assert active_data(harness, board) == reference, f"run {i} ({phase})"
+        assert operator_state(harness) == people_entered, f"run {i} ({phase})"
+        reaper.stop()  # idle: the next victim must be the one that claims the next run
 
-    # Every run terminal; operator data exactly as written.
     with harness.engine.connect() as conn:
         open_runs = conn.execute(
             text(
@@ -290,13 +306,13 @@ def test_sigkill_at_random_points_never_half_commits(harness: Harness, workers: 
             )
         ).scalar_one()
     assert open_runs == 0
-    done, notes = operator_state(harness)
-    assert {k: done.get(k, False) for k in expected_done} == expected_done
-    assert {k: notes.get(k) for k in expected_notes} == expected_notes
+    assert set(FAILPOINTS) <= set(phases), phases
+    records = sum(len(t) for t in operator_state(harness).values())
     report(
-        f"crash-safety: {RUNS} runs x {ROWS} rows killed (soak={SOAK}); phases {dict(phases)}; "
-        f"outcomes of killed runs {dict(outcomes)}; {checked_runs} committed states compared; "
-        f"{len(expected_done)} completions + {len(expected_notes)} notes intact"
+        f"crash-safety: {RUNS} runs x {ROWS} rows, each worker killed (soak={SOAK}); "
+        f"kills by phase {dict(sorted(phases.items()))}; outcomes {dict(sorted(outcomes.items()))};"
+        f" {retries} re-runs all succeeded; {RUNS} committed states equal their files; "
+        f"operator writes {dict(sorted(written.items()))}, {records} operator records intact"
     )
 
 

@@ -42,6 +42,7 @@ from csvboard.ingest.apply import (
 )
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
+from csvboard.ingest.failpoints import failpoint
 from csvboard.ingest.parse import (
     Record,
     RecordError,
@@ -352,6 +353,7 @@ class RunExecutor:
             merge.set_external_completion(
                 appearance, (SUPPLEMENTED, UNCHANGED), completions_only=True
             )
+        failpoint("apply")  # rows written, nothing committed
         for stage in stages:
             merge.write_items(stage)
         outcomes: dict[str, int] = {}
@@ -403,7 +405,9 @@ class RunExecutor:
             )  # fmt: skip
             self._end_in(session, to, counts, error_code=code, message=message)
             session.flush()
+        failpoint("before_commit")
         conn.commit()
+        failpoint("after_commit")
         self.log.info("run_finished", status=to.value, **counts.columns(), **summary)
         if self.on_progress:
             self.on_progress(counts)
@@ -435,6 +439,8 @@ class RunExecutor:
                     validator = self._validator(record, schema, feed, source.file_name, appearance)
                     continue
                 self.tally.target += 1
+                if self.tally.target == BATCH_ROWS // 2:
+                    failpoint("parse")  # rows read and validated, none staged yet
                 result = (
                     validator.validate(record)
                     if isinstance(record, Record)
@@ -450,6 +456,7 @@ class RunExecutor:
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     conn.commit()
+                    failpoint("stage")  # a batch in the staging table
                     self._checkpoint()
                     conn.begin()
         stage.flush()
