@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import unicodedata
@@ -47,6 +48,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -56,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.presets import MACHINE_PART_PREFIXES
@@ -87,6 +89,7 @@ MAX_ACTOR_LENGTH = 64  # updated_by is varchar(64)
 # half-width ､, small and vertical presentation forms).
 _TYPED_SEPARATORS = re.compile("[,、，､﹐﹑︐︑]")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_COLUMN_NAME = re.compile(r"[A-Za-z0-9_]+")
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = _ASCII_UPPER.lower()
 
@@ -119,8 +122,9 @@ class _Fields:
     comparisons) are byte order on both engines, whatever the database's locale.
     """
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, table: Any = CsvDashboardRow) -> None:
         self.dialect = dialect
+        self.table = table  # the rows table, or an alias of it
         self.is_pg = dialect == "postgresql"
         self.seiban = self.sort_text("FSEIBAN")
         self.product_no = self.sort_text("ProductNo")
@@ -135,17 +139,23 @@ class _Fields:
             self.product_no,
             self.kojun,
             self.hincd,
-            _R.id.expression,
+            table.id.expression,
         )
 
     def raw(self, name: str) -> ColumnElement[str]:
+        # The key is rendered as a literal, not a bind parameter: only then is the expression
+        # the very one of the schedule index (migration 0004), which both planners match
+        # structurally. Names come from the preset, never from a request.
+        if not _COLUMN_NAME.fullmatch(name):
+            raise ValueError(f"not a preset column name: {name!r}")
         if self.is_pg:
-            astext: ColumnElement[str] = type_coerce(_R.row_data, JSONB)[name].astext
-            return astext
-        return func.json_extract(_R.row_data, f'$."{name}"', type_=String)
+            key = literal_column(f"'{name}'", String)
+            return type_coerce(self.table.row_data, JSONB).op("->>", return_type=String)(key)
+        path: ColumnElement[str] = literal_column(f"""'$."{name}"'""")
+        return func.json_extract(self.table.row_data, path, type_=String)
 
     def text(self, name: str) -> ColumnElement[str]:
-        return func.coalesce(self.raw(name), "", type_=String)
+        return func.coalesce(self.raw(name), literal_column("''", String), type_=String)
 
     def sort_text(self, name: str) -> ColumnElement[str]:
         value = self.text(name)
@@ -166,8 +176,41 @@ class _Fields:
         return func.substr(self.hincd, 1, 2).in_(MACHINE_PART_PREFIXES)
 
 
+@functools.cache
+def _fields_for(dialect: str) -> _Fields:
+    return _Fields(dialect)
+
+
 def _fields(session: Session) -> _Fields:
-    return _Fields(session.get_bind().dialect.name)
+    # Built once per dialect: constructing these expressions is a good part of a kiosk
+    # write's CPU time, and they never change (SQLAlchemy statements are immutable).
+    return _fields_for(session.get_bind().dialect.name)
+
+
+def _active_first(table: Any) -> ColumnElement[Any]:
+    return case((table.is_active == True, 0), else_=1)  # noqa: E712
+
+
+@functools.cache
+def _machine_name_column(f: _Fields) -> Any:
+    """The machine name of the outer row's 製番, as a correlated subquery (same rule as
+    :func:`_machine_names`: an active machine row first, then the newest order)."""
+    m = _Fields(f.dialect, aliased(CsvDashboardRow, name="machine"))
+    return (
+        select(m.hinmei)
+        .where(
+            m.table.csv_dashboard_id == _R.csv_dashboard_id,
+            m.machine_row(),
+            m.seiban == f.seiban,
+        )
+        # "active first" as an expression: a bare is_active would tempt SQLite (which has no
+        # statistics) into the (dashboard, is_active) index, reading the whole dashboard.
+        .order_by(_active_first(m.table), m.product_no.desc(), m.hincd, m.table.id)
+        .limit(1)
+        .correlate(_R)
+        .scalar_subquery()
+        .label("machine_name")
+    )
 
 
 def _effective() -> ColumnElement[bool]:
@@ -178,6 +221,7 @@ def _effective() -> ColumnElement[bool]:
     )
 
 
+@functools.cache
 def _composed_select(f: _Fields) -> Select[Any]:
     """One row per dashboard row with every operator record LEFT JOINed (1:1 tables)."""
     return (
@@ -227,7 +271,7 @@ def _machine_names(
             f.machine_row(),
             f.seiban.in_(sorted(seibans)),
         )
-        .order_by(f.seiban, _R.is_active.desc(), f.product_no.desc(), f.hincd, _R.id)
+        .order_by(f.seiban, _active_first(_R), f.product_no.desc(), f.hincd, _R.id)
     )
     names: dict[str, str] = {}
     for seiban, hinmei in rows:
@@ -464,14 +508,15 @@ def get_row(session: Session, row_id: uuid.UUID) -> dict[str, Any]:
     f = _fields(session)
     row = session.execute(
         _composed_select(f)
-        .add_columns(CsvDashboard.kind)
+        .add_columns(CsvDashboard.kind, _machine_name_column(f))
         .join(CsvDashboard, CsvDashboard.id == _R.csv_dashboard_id)
         .where(_R.id == _row_uuid(row_id))
     ).first()
     if row is None:
         raise NotFound("ROW_NOT_FOUND", f"no row {row_id}")
     _require_schedule(row.kind, f"row {row_id}")
-    return _compose(row, _machine_names(session, f, row.csv_dashboard_id, {row.sort_0}))
+    names = {} if row.machine_name is None else {row.sort_0: row.machine_name}
+    return _compose(row, names)
 
 
 def progress_summary(session: Session, dashboard: CsvDashboard) -> dict[str, Any]:
