@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -121,3 +122,21 @@ def create_app(
         observe=metrics.observe,
     )
     return app
+
+
+# `csvboard serve --processes N` hands these to its N server processes (uvicorn spawns them
+# and builds each one's app with :func:`serving_app`).
+SERVE_BACKGROUND_ENV = "CSVBOARD_SERVE_BACKGROUND"
+
+
+def serving_app() -> FastAPI:
+    """The app of one process of ``csvboard serve --processes N`` (a uvicorn factory)."""
+    from csvboard.observability import configure_logging
+
+    configure_logging(stream="stdout")
+    background = os.environ.get(SERVE_BACKGROUND_ENV, "").split(",")
+    return create_app(
+        Settings.from_env(),
+        run_executor="worker" in background,
+        run_scheduler="scheduler" in background,
+    )

@@ -707,6 +707,24 @@ def serve(
     demo_data: Annotated[
         bool, typer.Option("--demo", help="Migrate and load the demo schedule first (once).")
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Execute queued runs in this process (turn off when `csvboard worker`"
+            " processes do it, e.g. beside a PostgreSQL database)."
+        ),
+    ] = True,
+    scheduler: Annotated[
+        bool, typer.Option(help="Run the scheduler in this process (one is active anyway).")
+    ] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (PostgreSQL: one per core serves more"
+            " kiosks; each runs its own worker thread and scheduler unless turned off).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API, the admin console and kiosk, a worker and the scheduler (embedded case)."""
     import uvicorn
@@ -721,7 +739,30 @@ def serve(
         _ensure_demo(settings)
     configure_logging(stream="stdout")
     err.print(f"csvboard API on http://{host}:{port}  (OpenAPI: /docs, metrics: /metrics)")
-    app_ = create_app(settings, run_executor=True, run_scheduler=True)
+    if processes > 1:
+        if settings.database_url.startswith("sqlite") and worker:
+            raise typer.BadParameter(
+                "on SQLite run one process with a worker (SQLite has one writer), or add"
+                " --no-worker and run `csvboard worker` once beside it",
+                param_hint="--processes",
+            )
+        import os
+
+        from csvboard.app import SERVE_BACKGROUND_ENV
+
+        background = [name for name, on in (("worker", worker), ("scheduler", scheduler)) if on]
+        os.environ[SERVE_BACKGROUND_ENV] = ",".join(background)
+        uvicorn.run(
+            "csvboard.app:serving_app",
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+        return
+    app_ = create_app(settings, run_executor=worker, run_scheduler=scheduler)
     uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
 
 
@@ -731,14 +772,26 @@ def worker_command(
         float, typer.Option(help="Seconds a SIGTERM gives the current run before it is failed.")
     ] = 30.0,
     poll: Annotated[float, typer.Option(help="Seconds between looks for queued runs.")] = 1.0,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="CPU niceness added to this process: ingestion is batch work, so on a machine"
+            " shared with the API a kiosk tap goes first (0 = same priority).",
+        ),
+    ] = 10,
 ) -> None:
     """Execute queued runs until SIGTERM/SIGINT (run as many as you like, on any machine)."""
+    import os
     import signal
     import threading
 
     from csvboard.observability import configure_logging
     from csvboard.worker.worker import Worker
 
+    if nice:
+        os.nice(nice)
     configure_logging(stream="stdout")
     settings = _settings()
     worker = Worker(_engine(settings), settings, poll_seconds=poll)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal
 
@@ -23,6 +24,12 @@ class _CurrentStream:
         getattr(sys, self.name).flush()
 
 
+def _add_pid(_logger: object, _method: str, event: dict[str, object]) -> dict[str, object]:
+    """Which process said it: API processes and workers share one log stream."""
+    event["pid"] = os.getpid()
+    return event
+
+
 def configure_logging(
     *, stream: Literal["stdout", "stderr"] = "stdout", level: int = logging.INFO
 ) -> None:
@@ -31,11 +38,14 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _add_pid,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStream(stream)),  # type: ignore[arg-type]
+        # One write per line (PrintLogger writes the line and its newline apart): lines of
+        # several processes sharing stdout (`serve --processes N`) never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStream(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -20,23 +20,25 @@ def needs(role: Role) -> dict[str, Any]:
     return {REQUIRED_ROLE: role.value}
 
 
-def get_engine(request: Request) -> Engine:
+# The plain look-ups are ``async``: FastAPI runs a sync dependency in the thread pool, and three
+# thread hops per kiosk tap cost more than the look-up (and queue behind the GIL under load).
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal: Principal = request.state.principal
     return principal
 
 
 def get_read_session(request: Request) -> Iterator[Session]:
-    with read_session(get_engine(request)) as session:
+    with read_session(request.app.state.engine) as session:
         yield session
 
 
