@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,3 +227,70 @@ class Api:
     def close(self) -> None:
         self.client.__exit__(None, None, None)
         self.harness.close()
+
+
+def csvboard_command() -> list[str]:
+    """The installed console script (``python -m csvboard.cli`` has no ``__main__`` guard)."""
+    script = Path(sys.executable).parent / "csvboard"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("csvboard")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from csvboard.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """``csvboard serve`` in a process of its own on 127.0.0.1 and a free port, as deployed:
+    the clients of a test then share no interpreter (and no GIL) with the server."""
+
+    def __init__(self, harness: Harness, log_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        env = dict(os.environ)
+        env.update(
+            CSVBOARD_DATABASE_URL=harness.url,
+            CSVBOARD_DATA_DIR=str(harness.data_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        self.env = env  # what a worker beside it needs too
+        command = [*csvboard_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*command, *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_until(
+            self._healthy, timeout=60, what="csvboard serve to answer", diagnostics=self.output
+        )
+
+    def _healthy(self) -> bool:
+        assert self.proc.poll() is None, f"csvboard serve exited:\n{self.output()}"
+        try:
+            url = f"http://127.0.0.1:{self.port}/api/v1/ops/diagnostics/health"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(json.load(response).get("status"))
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()

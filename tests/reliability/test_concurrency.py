@@ -1,18 +1,29 @@
-"""Kiosk writes racing ingestions (issue #6, item 2), on both engines, through the real API.
+"""Kiosk writes racing ingestions (issue #6, item 2), on both engines, through a real server.
 
-K simulated kiosk clients (CI 8 threads for 8 s; soak 30 for 60 s) set completion (explicit
-intents) and notes on random steps while full-snapshot and incremental ingestions of the same
-dashboard run back to back (some snapshots drop steps, the next restores them). Every
-acknowledged (2xx) write is recorded with its time. Each client owns its own steps, so "the
-last acknowledged write" of a step is well defined. At the end the operator state of every
-step equals its last acknowledged write (zero lost writes) and every row id still carries its
-key (zero writes on the wrong step). A 409 ``ROW_RETIRED`` while a step is retired is fine
-(not acknowledged); anything else (5xx, other 4xx) fails the test. The maximum request
-latency is reported; on PostgreSQL it must be ≤ 1 s.
+``csvboard serve`` runs in a process of its own, as deployed; on PostgreSQL it serves only
+(``--no-worker``) and a ``csvboard worker`` process executes the runs, as a scaled
+deployment does; on SQLite the server's own worker thread does (the embedded case). K kiosk
+clients (CI 8 threads for 15 s; soak 30 for 60 s), each on its own keep-alive HTTP
+connection like a kiosk browser, set completion (explicit intents) and notes on random steps,
+tapping again 0.375–1.125 s after each answer (a worker at a touch screen, at a pace no shop
+floor keeps up for a minute; ``CSVBOARD_KIOSK_PAUSE=0`` makes them tap back to back, a load
+test whose latency is bound by the server's throughput rather than a kiosk), while
+full-snapshot and incremental ingestions of the same dashboard run back to back (some
+snapshots drop steps, the next restores them). Every acknowledged (2xx) write is recorded
+with its time. Each client owns its own steps, so "the last acknowledged write" of a step is
+well defined. At the end the operator state of every step equals its last acknowledged write
+(zero lost writes) and every row id still carries its key (zero writes on the wrong step). A
+409 ``ROW_RETIRED`` while a step is retired is fine (not acknowledged); anything else (5xx,
+other 4xx, a dropped connection) fails the test. On PostgreSQL no request may take more than
+1 s; on SQLite the longest wait is reported (a kiosk write queues behind the merge's write
+lock there, SPEC 3).
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import random
 import statistics
 import threading
@@ -20,21 +31,34 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from csvboard.auth import Role, create_token
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.schedule.models import ProductionScheduleProgress, ProductionScheduleRowNote
 from reliability.common import report, size
-from support import SCHEDULE_HEADER, Api, schedule_line
+from support import (
+    SCHEDULE_HEADER,
+    Harness,
+    ServeProcess,
+    schedule_line,
+    status_of,
+    wait_until,
+)
+from worker.test_worker_processes import WorkerProcess
 
 CLIENTS = size(8, 30)
-SECONDS = size(8, 60)
+# Seconds a kiosk client waits after an answer before its next tap: uniform in [p/2, 3p/2].
+PAUSE = float(os.environ.get("CSVBOARD_KIOSK_PAUSE", "0.75"))
+SECONDS = size(15, 60)
 STEPS = size(600, 3000)
 BASE = "/api/v1/schedules/production-schedule"
+TERMINAL = {"succeeded", "failed", "partial", "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -80,18 +104,61 @@ class Write:
     code: str | None
 
 
+def run_ended(h: Harness, run_id: Any) -> bool:
+    return status_of(h, run_id) in TERMINAL
+
+
+@dataclass
+class Deployment:
+    harness: Harness
+    server: ServeProcess
+    operator_token: str
+
+
 @pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    client = Api(db_url, tmp_path / "data", run_executor=False)
+def deployment(db_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    harness = Harness(db_url, tmp_path / "data")
+    worker: WorkerProcess | None = None
+    server: ServeProcess | None = None
     try:
-        yield client
+        with harness.write() as session:
+            token = create_token(session, "kiosk", Role.OPERATOR)
+        if db_url.startswith("postgresql"):
+            server = ServeProcess(harness, tmp_path / "serve.log", "--no-worker", "--no-scheduler")
+            worker = WorkerProcess([], server.env, tmp_path / "worker.log")
+            wait_until(worker.started, timeout=60, what="the worker to start")
+        else:
+            server = ServeProcess(harness, tmp_path / "serve.log", "--no-scheduler")
+        yield Deployment(harness, server, token)
     finally:
-        client.close()
+        if worker is not None:
+            worker.stop()
+        if server is not None:
+            server.stop()
+        harness.close()
 
 
-def test_kiosk_writes_racing_ingestions_are_never_lost(api: Api, db_url: str) -> None:
+class Kiosk:
+    """One kiosk's keep-alive connection to the server."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def put(self, path: str, body: dict[str, Any]) -> tuple[int, str | None]:
+        self.conn.request("PUT", path, body=json.dumps(body), headers=self.headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        code = None if response.status < 300 else json.loads(payload).get("code")
+        return response.status, code
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_kiosk_writes_racing_ingestions_are_never_lost(deployment: Deployment, db_url: str) -> None:
     engine_name = "postgresql" if db_url.startswith("postgresql") else "sqlite"
-    h = api.harness
+    h = deployment.harness
     board: CsvDashboard = h.dashboard()
     steps = steps_of(STEPS)
     assert h.ingest(board, export(steps, 0), kind="official_ingestion").status.value == "succeeded"
@@ -113,6 +180,7 @@ def test_kiosk_writes_racing_ingestions_are_never_lost(api: Api, db_url: str) ->
     run_errors: list[Any] = []
 
     def ingest_loop() -> None:
+        """Back to back: queue the next export as soon as the worker ended the last one."""
         rng = random.Random(2)
         version = 0
         try:
@@ -120,42 +188,56 @@ def test_kiosk_writes_racing_ingestions_are_never_lost(api: Api, db_url: str) ->
                 version += 1
                 kind = version % 3
                 if kind == 0:  # full snapshot, every step
-                    outcome = h.ingest(board, export(steps, version), kind="official_ingestion")
-                    label = "snapshot"
+                    text, run_kind, label = export(steps, version), "official_ingestion", "snapshot"
                 elif kind == 1:  # snapshot without 10 % of the steps: they are retired
                     kept = [s for s in steps if rng.random() > 0.1]
-                    outcome = h.ingest(board, export(kept, version), kind="official_ingestion")
-                    label = "snapshot_dropping"
+                    text, run_kind, label = export(kept, version), "official_ingestion", "dropping"
                 else:  # incremental: a quarter of the steps, new hours (restores none)
                     part = rng.sample(steps, len(steps) // 4)
-                    outcome = h.ingest(board, export(part, version), kind="incremental_update")
+                    text, run_kind = export(part, version), "incremental_update"
                     label = "incremental"
-                runs[f"{label}:{outcome.status.value}"] += 1
+                run_id = h.queue(board, h.write_file(text), kind=run_kind)
+                wait_until(
+                    partial(run_ended, h, run_id),
+                    timeout=120,
+                    interval=0.05,
+                    what=f"run {run_id} to end",
+                    diagnostics=deployment.server.output,
+                )
+                runs[f"{label}:{status_of(h, run_id)}"] += 1
         except BaseException as exc:
             run_errors.append(exc)
 
     def client_loop(k: int) -> None:
         rng = random.Random(100 + k)
         mine = owned[k]
+        kiosk = Kiosk(deployment.server.port, deployment.operator_token)
         n = 0
-        while not stop.is_set():
-            n += 1
-            row_id = rng.choice(mine)
-            if rng.random() < 0.5:
-                what, value = "completion", rng.choice(["complete", "incomplete"])
-                body: dict[str, Any] = {"intent": value}
-            else:
-                what, value = "note", f"c{k} n{n} 段取り"
-                body = {"note": value}
-            sent = time.monotonic()
-            r = api.put(f"{BASE}/rows/{row_id}/{what}", json=body, as_="operator")
-            took = time.monotonic() - sent
-            code = None if r.status_code < 300 else r.json().get("code")
-            with writes_lock:
-                writes.append(Write(k, row_id, what, value, sent, took, r.status_code, code))
+        stop.wait(rng.uniform(0, PAUSE * 1.5))  # kiosks are not switched on in lockstep
+        try:
+            while not stop.is_set():
+                n += 1
+                row_id = rng.choice(mine)
+                if rng.random() < 0.5:
+                    what, value = "completion", rng.choice(["complete", "incomplete"])
+                    body: dict[str, Any] = {"intent": value}
+                else:
+                    what, value = "note", f"c{k} n{n} 段取り"
+                    body = {"note": value}
+                sent = time.monotonic()
+                status, code = kiosk.put(f"{BASE}/rows/{row_id}/{what}", body)
+                took = time.monotonic() - sent
+                with writes_lock:
+                    writes.append(Write(k, row_id, what, value, sent, took, status, code))
+                if PAUSE:
+                    stop.wait(rng.uniform(PAUSE / 2, PAUSE * 1.5))
+        except BaseException as exc:
+            run_errors.append(exc)
+        finally:
+            kiosk.close()
 
     ingester = threading.Thread(target=ingest_loop)
-    clients = [threading.Thread(target=client_loop, args=(k,)) for k in range(CLIENTS)]
+    clients = [threading.Thread(target=partial(client_loop, k)) for k in range(CLIENTS)]
     ingester.start()
     for t in clients:
         t.start()
@@ -163,7 +245,7 @@ def test_kiosk_writes_racing_ingestions_are_never_lost(api: Api, db_url: str) ->
     stop.set()
     for t in clients:
         t.join(60)
-    ingester.join(120)
+    ingester.join(180)
     assert not run_errors, run_errors
 
     statuses = Counter((w.status, w.code) for w in writes)
@@ -217,13 +299,16 @@ def test_kiosk_writes_racing_ingestions_are_never_lost(api: Api, db_url: str) ->
     latencies = [w.took for w in writes]
     worst = max(latencies)
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 100 else worst
+    p50 = statistics.median(latencies)
     report(
-        f"concurrency ({engine_name}): {CLIENTS} clients x {SECONDS} s, {len(writes)} writes, "
+        f"concurrency ({engine_name}): {CLIENTS} clients x {SECONDS} s (pause {PAUSE} s),"
+        f" {len(writes)} writes, "
         f"{acked} acknowledged, {statuses.get((409, 'ROW_RETIRED'), 0)} refused ROW_RETIRED, "
         f"0 lost, 0 on the wrong step; runs {dict(runs)}; "
-        f"latency max {worst * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms"
     )
-    assert acked > CLIENTS * 10, statuses
+    per_client = Counter(w.client for w in writes if 200 <= w.status < 300)
+    assert len(per_client) == CLIENTS and min(per_client.values()) >= 5, per_client
     assert sum(runs.values()) >= 3, runs
     if engine_name == "postgresql":
         assert worst <= 1.0, f"max kiosk write latency {worst:.3f} s on PostgreSQL"

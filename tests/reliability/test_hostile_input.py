@@ -36,8 +36,7 @@ from csvboard.ingest.runner import RunOutcome
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import error_summary
 from reliability.common import report, size
-from support import SCHEDULE_HEADER, Harness, schedule_line
-from worker.test_worker_processes import csvboard_command
+from support import SCHEDULE_HEADER, Harness, csvboard_command, schedule_line
 
 LONG_LINE_BYTES = size(50 * 2**20, 2**30)
 ADDRESS_SPACE_LIMIT = 1536 * 2**20

@@ -18,10 +18,8 @@ import itertools
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,7 +39,7 @@ from csvboard.runs.vocabulary import TERMINAL_STATUSES, RunStatus
 from csvboard.schedule import service as schedule
 from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
 from csvboard.schedule.sample import HEADER, generate_rows, write_schedule_csv
-from support import Harness, ledger, status_of, wait_until
+from support import Harness, csvboard_command, ledger, status_of, wait_until
 
 BIG_ROWS = 200_000
 SEED_ROWS = 3_000  # the dashboard's schedule before the big run: the big file's first steps
@@ -107,17 +105,6 @@ def big_export(tmp_path_factory: pytest.TempPathFactory) -> BigExport:
 
 
 # -- worker processes -------------------------------------------------------------------------
-
-
-def csvboard_command() -> list[str]:
-    """The installed console script (``python -m csvboard.cli`` has no ``__main__`` guard)."""
-    script = Path(sys.executable).parent / "csvboard"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("csvboard")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from csvboard.cli import main; main()"]
 
 
 class WorkerProcess:
