@@ -1,5 +1,11 @@
 """Schemathesis against the published ``/openapi.json``: no 5xx, and every response matches the
-schema (status codes, content types, bodies), over a database with real runs and rows in it."""
+schema (status codes, content types, bodies), over a database with real runs and rows in it.
+
+Two ways: each operation on its own with generated input, and stateful sequences, where
+Schemathesis chains operations through the links it infers from the schema (a created
+dashboard's slug into its feeds and rows, a listed run's id into retry and cancel, a row id
+into the kiosk writes) and checks every step, including its own stateful checks (a created
+resource can be read back, a deleted one is gone)."""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from reliability.common import report, size
 from support import SCHEDULE_HEADER, Api, schedule_line
 
 
@@ -55,3 +63,61 @@ def test_every_operation_honours_its_schema(contract_api: Api) -> None:
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_stateful_sequences_never_fail(contract_api: Api) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", contract_api.app)
+    workflow = schema.as_state_machine()
+    links = [
+        (source, link.target.label)
+        for source, ops in workflow._transitions.operations.items()
+        for link in ops.outgoing
+    ]
+    # The inferred links reach the places where state matters.
+    for source, target in [
+        ("POST /api/v1/dashboards", "POST /api/v1/dashboards/{slug}/feeds"),
+        ("GET /api/v1/ops/ingestion/runs", "POST /api/v1/ops/ingestion/runs/{run_id}/retry"),
+        ("GET /api/v1/ops/ingestion/runs", "POST /api/v1/ops/ingestion/runs/{run_id}/cancel"),
+        ("GET /api/v1/dashboards/{slug}/rows", "PUT /api/v1/schedules/{slug}/rows/{row_id}/order"),
+    ]:
+        assert (source, target) in links, (source, target, links)
+    headers = {"Authorization": f"Bearer {contract_api.tokens['admin']}"}
+    calls: list[tuple[str, int]] = []
+
+    class Workflow(workflow):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": headers}
+
+        def after_call(self, response: Any, case: Any) -> None:
+            super().after_call(response, case)
+            calls.append((case.operation.label, response.status_code))
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[positive_data_acceptance],  # as above: rules beyond the schema
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=size(40, 400),
+            stateful_step_count=size(8, 20),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        ),
+    )
+    statuses = [status for _, status in calls]
+    assert not [c for c in calls if c[1] >= 500], calls
+    chained = {label for label, status in calls if status < 300}
+    report(
+        f"schemathesis stateful: {len(calls)} calls over {len({c[0] for c in calls})} operations,"
+        f" {len(chained)} answered 2xx, {sum(s >= 500 for s in statuses)} 5xx"
+    )
+    assert len(chained) >= 10, sorted(chained)
