@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Literal
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
 
 import structlog
 
@@ -24,7 +25,7 @@ class _CurrentStream:
         getattr(sys, self.name).flush()
 
 
-def _add_pid(_logger: object, _method: str, event: dict[str, object]) -> dict[str, object]:
+def _add_pid(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """Which process said it: API processes and workers share one log stream."""
     event["pid"] = os.getpid()
     return event
