@@ -9,7 +9,9 @@ resource can be read back, a deleted one is gone)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy.engine import make_url
 
 from reliability.common import report, size
 from support import SCHEDULE_HEADER, Api, schedule_line
@@ -83,8 +86,20 @@ def test_stateful_sequences_never_fail(contract_api: Api) -> None:
         assert (source, target) in links, (source, target, links)
     headers = {"Authorization": f"Bearer {contract_api.tokens['admin']}"}
     calls: list[tuple[str, int]] = []
+    # Every scenario starts from the same database (SQLite's online backup, both ways): what
+    # one scenario created must not change what the next one draws, or Hypothesis rightly
+    # reports the generation as flaky.
+    database = make_url(contract_api.harness.url).database
+    assert database
+    pristine = sqlite3.connect(":memory:")
+    with closing(sqlite3.connect(database)) as live:
+        live.backup(pristine)
 
     class Workflow(workflow):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            with closing(sqlite3.connect(database)) as live:
+                pristine.backup(live)
+
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": headers}
 
@@ -113,6 +128,7 @@ def test_stateful_sequences_never_fail(contract_api: Api) -> None:
             database=None,
         ),
     )
+    pristine.close()
     statuses = [status for _, status in calls]
     assert not [c for c in calls if c[1] >= 500], calls
     chained = {label for label, status in calls if status < 300}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -25,6 +24,7 @@ from csvboard.ingest.parse import (
     map_appearance_header,
     map_header,
     max_field_chars_for,
+    max_line_chars_for,
 )
 
 LIMIT = 1000
@@ -160,20 +160,19 @@ def test_header_only_and_empty() -> None:
 
 def test_stream_is_consumed_lazily() -> None:
     """Records come out while the input is still being read: an endless stream works."""
-    pulled = 0
 
-    def endless() -> Iterator[str]:
-        nonlocal pulled
-        n = 0
-        while True:
-            n += 1
-            pulled += 1
-            yield f"{n},x\n"
+    class Endless(io.StringIO):
+        pulled = 0
 
-    items = iter_records(cast(TextIO, endless()), LIMIT)
+        def readline(self, size: int | None = -1, /) -> str:
+            self.pulled += 1
+            return f"{self.pulled},x\n"
+
+    stream = Endless()
+    items = iter_records(cast(TextIO, stream), LIMIT)
     first = [next(items) for _ in range(3)]
     assert [i.line for i in first] == [1, 2, 3]
-    assert pulled <= 4
+    assert stream.pulled <= 4
 
 
 def test_decode_error_while_reading_becomes_run_error(tmp_path: Path) -> None:
@@ -388,3 +387,14 @@ def test_appearance_duplicate_header() -> None:
             APPEARANCE,
             "a.csv",
         )
+
+
+def test_a_line_longer_than_the_line_limit_is_skipped_without_being_held_whole() -> None:
+    limit = max_line_chars_for(100)
+    text = "a,b\r\n1,2\r\n" + "x" * (limit + 5) + ",y\r\n3,4\r\n" + "z" * (limit * 2)
+    out = list(iter_records(io.StringIO(text, newline=""), 100))
+    assert [r.cells for r in out if isinstance(r, Record)] == [["a", "b"], ["1", "2"], ["3", "4"]]
+    errors = [r for r in out if isinstance(r, RecordError)]
+    assert [(e.line, e.code) for e in errors] == [(3, "FIELD_TOO_LARGE"), (5, "FIELD_TOO_LARGE")]
+    assert f"longer than {limit:,} characters" in errors[0].message
+    assert [r.line for r in out if isinstance(r, Record)] == [1, 2, 4]

@@ -15,6 +15,10 @@ record. Two CPython behaviours shape the code below:
   error we re-scan the failed record's lines with a tiny quote-state machine and, if needed,
   skip physical lines until the quoted value closes; the reader then resumes at a true record
   boundary and line numbers stay exact.
+
+"Driven line by line" needs one more bound: a physical line is itself read in pieces of at
+most ``max_line_chars_for`` characters. A longer line (a 1 GB file without a newline) is
+reported as ``FIELD_TOO_LARGE`` and skipped piece by piece, never held whole.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from csvboard.ingest.errors import RunError
 # key) rather than a bare FIELD_TOO_LARGE; only absurd values (a runaway quote, a 5 MB blob)
 # hit the parser limit, which exists to bound memory.
 MIN_FIELD_LIMIT = 1 << 20
+
+# A physical line may be this many times the field limit (at least 4 Mi characters) before
+# the parser gives up on it: room for a value at the field limit beside the others and for
+# very wide files (100,000 columns), not for a runaway line (with the default limits 8 Mi
+# characters, at most 32 MB however wide the characters).
+LINE_LIMIT_FIELDS = 8
+MIN_LINE_LIMIT = 4 << 20
 
 STATUS_KEY = "__status__"  # HeaderMap.columns key of an appearance feed's status column
 
@@ -59,6 +70,14 @@ class RecordError:
 def max_field_chars_for(schema: DashboardSchema) -> int:
     """The parser field limit to use for ``schema``: above every column's max_length."""
     return max(MIN_FIELD_LIMIT, *(c.max_length + 1 for c in schema.columns))
+
+
+def max_line_chars_for(max_field_chars: int) -> int:
+    return max(MIN_LINE_LIMIT, LINE_LIMIT_FIELDS * max_field_chars)
+
+
+class _LineTooLong(Exception):
+    """A physical line longer than the line limit (raised from inside the line feed)."""
 
 
 def _line_ends_in_quotes(line: str, in_quotes: bool) -> bool:
@@ -118,12 +137,15 @@ def iter_records(stream: TextIO, max_field_chars: int) -> Iterator[Record | Reco
     parses in one process should use the same limit (``max_field_chars_for``).
     """
     csv.field_size_limit(max_field_chars)
+    line_limit = max_line_chars_for(max_field_chars)
     file_name = Path(str(getattr(stream, "name", "input"))).name
     buf: list[str] = []  # physical lines of the record being read
 
     def lines() -> Iterator[str]:
         try:
-            for physical in stream:
+            while physical := stream.readline(line_limit):
+                if len(physical) >= line_limit and not physical.endswith(("\n", "\r")):
+                    raise _LineTooLong()
                 buf.append(physical)
                 yield physical
         except UnicodeDecodeError as exc:  # the file changed since detect_encoding
@@ -140,6 +162,23 @@ def iter_records(stream: TextIO, max_field_chars: int) -> Iterator[Record | Reco
             cells = next(reader)
         except StopIteration:
             return
+        except _LineTooLong:
+            start = consumed + 1
+            error_line = consumed + len(buf) + 1
+            while (piece := stream.readline(line_limit)) and not piece.endswith(("\n", "\r")):
+                pass  # the rest of the line, dropped piece by piece
+            consumed += len(buf) + 1
+            buf.clear()
+            lines_span = f"line {start}" if error_line == start else f"lines {start}–{error_line}"
+            yield RecordError(
+                start,
+                "FIELD_TOO_LARGE",
+                f"line {error_line} is longer than {line_limit:,} characters; {lines_span} skipped",
+            )
+            # The feed ended with the exception: start a fresh reader on the next line.
+            source = lines()
+            reader = csv.reader(source, strict=True)
+            continue
         except csv.Error as exc:
             start = consumed + 1
             error_line = consumed + len(buf)
