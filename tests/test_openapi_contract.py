@@ -136,4 +136,7 @@ def test_stateful_sequences_never_fail(contract_api: Api) -> None:
         f"schemathesis stateful: {len(calls)} calls over {len({c[0] for c in calls})} operations,"
         f" {len(chained)} answered 2xx, {sum(s >= 500 for s in statuses)} 5xx"
     )
-    assert len(chained) >= 10, sorted(chained)
+    # Sequences went somewhere: operations answered 2xx, some of them reached through a
+    # path parameter taken from an earlier response.
+    assert len(chained) >= size(6, 15), sorted(chained)
+    assert any("{" in label for label in chained), sorted(chained)
