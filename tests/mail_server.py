@@ -29,15 +29,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support import free_port
+
 DOVECOT = "/usr/sbin/dovecot"
 USER = "feeds@example.test"
 PASSWORD = "s3cret-imap-pass"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ids() -> tuple[str, str, int, int]:
