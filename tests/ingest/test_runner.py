@@ -103,6 +103,10 @@ def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> Non
     assert row.row_data["FHINMEI"] == "部品"
     assert "progress" not in row.row_data  # the completion column never goes into row_data
     assert row.first_run_id == out.run_id == row.last_changed_run_id
+    # Ids are made by the database (gen_random_uuid / randomblob): version-4 UUIDs, distinct.
+    ids = [r.id for r in rows.values()]
+    assert all(isinstance(i, uuid.UUID) and i.version == 4 for i in ids)
+    assert len(set(ids)) == len(ids)
     items = items_of(harness, out.run_id)
     assert [(i.line_number, i.status, i.update_type) for i in items] == [
         (2, "succeeded", "new"),
@@ -406,6 +410,11 @@ def test_append_mode_keeps_every_row(harness: Harness) -> None:
     with harness.read() as s:
         n = s.scalar(select(func.count()).where(CsvDashboardRow.csv_dashboard_id == board.id))
     assert n == 6
+    with harness.read() as s:
+        ids = s.scalars(
+            select(CsvDashboardRow.id).where(CsvDashboardRow.csv_dashboard_id == board.id)
+        )
+        assert {i.version for i in ids} == {4}
 
 
 def test_invalid_target_for_appearance_kind_is_refused(harness: Harness) -> None:

@@ -658,3 +658,40 @@ def test_is_machine_row() -> None:
     assert not is_machine_row({"FHINCD": "P-MH01"})
     assert not is_machine_row({"FHINCD": "mh-1"})
     assert not is_machine_row({})
+
+
+# ------------------------------------------------------------------- per-column value cache
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["R01", "Ｒ０１", " R01 ", "", "R-0 1", "R02"]),
+            st.sampled_from(["1.5", "１．５", "1,5", "", " 2 ", "x"]),
+            st.sampled_from(["10", "010", "１０", "", "1e3"]),
+            st.sampled_from(["2026/2/19 9:05", "2026-02-19T09:05", "2026/2/30 9:00", ""]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_cached_checks_equal_fresh_checks(cells: list[tuple[str, str, str, str]]) -> None:
+    """A warm validator (values cached per column) answers exactly as a fresh one per row."""
+    warm = preset_validator()
+    for line, (code, hours, kojun, updated) in enumerate(cells, start=2):
+        record = rec(line, FSIGENCD=code, FSIGENSHOYORYO=hours, FKOJUN=kojun, updatedAt=updated)
+        assert warm.validate(record) == preset_validator().validate(record)
+
+
+def test_value_cache_stops_for_a_column_of_distinct_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(validate_module, "_VALUE_CACHE_SIZE", 8)
+    v = preset_validator()
+    for i in range(40):  # 製番 differs on every row; 資源CD repeats
+        ok(v.validate(rec(2 + i, FSEIBAN=f"AB{i:06d}")))
+    by_name = {c.name: c for c in v._columns}
+    assert by_name["FSEIBAN"]._values is None  # filled at < 50% hits: no longer cached
+    assert by_name["FSIGENCD"]._values == {"R01": ("R01", None, None)}
+    again = ok(v.validate(rec(99, FSEIBAN="AB000003")))
+    assert again.row_key == '["AB000003","P-100","R01","10"]'

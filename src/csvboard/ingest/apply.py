@@ -16,12 +16,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from csvboard.db.engine import json_dumps
-from csvboard.ingest.validate import RejectedRow, SupplementRow, ValidRow, fold_duplicates
+from csvboard.ingest.validate import (
+    RejectedRow,
+    SupplementRow,
+    ValidRow,
+    compact_json,
+    fold_duplicates,
+)
 
 # Outcomes a staged row can end with (ingestion_items are derived from them).
 NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "supplemented"
@@ -30,7 +36,18 @@ COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
 BATCH_ROWS = 2_000
 
+# A new row's id, made by the database where the row is inserted (not a uuid4() per staged
+# row in Python, most of which an unchanged re-ingest would throw away). SQLite spells the
+# version-4 UUID in the 32 hex digits SQLAlchemy's Uuid type stores there.
+_PG_NEW_ID = "gen_random_uuid()"
+_SQLITE_NEW_ID = (
+    "lower(hex(randomblob(4)) || hex(randomblob(2)) || '4' || substr(hex(randomblob(2)), 2)"
+    " || substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2)"
+    " || hex(randomblob(6)))"
+)
 
+
+@lru_cache(maxsize=4096)  # ERP timestamps repeat heavily; the same instants come back
 def _sqlite_ts(value: datetime | None) -> str | None:
     # The text form SQLAlchemy's DateTime uses on SQLite, so staged values read back the same.
     if value is None:
@@ -61,14 +78,10 @@ class Stage:
     def versions(self) -> list[str]:
         return [f"v{i}" for i in range(self.version_count)]
 
-    @property
-    def stored_versions(self) -> list[str]:
-        return [f"sv{i}" for i in range(self.version_count)]
-
     def columns(self) -> list[str]:
         return [
             "seq", "source_id", "feed_id", "line", "row_key", "row_data", "data_hash",
-            "vjson", *self.versions, "occurred_at", "completion", "new_id", "outcome",
+            "vjson", *self.versions, "occurred_at", "completion", "outcome",
             "reason", "message",
         ]  # fmt: skip
 
@@ -78,12 +91,12 @@ class Stage:
         ts = "timestamptz" if self.is_pg else "TEXT"
         num = "numeric" if self.is_pg else "NUMERIC"
         boolean = "boolean" if self.is_pg else "INTEGER"
-        versions = "".join(f", v{i} {num}, sv{i} {num}" for i in range(self.version_count))
+        versions = "".join(f", v{i} {num}" for i in range(self.version_count))
         self.conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {self.name} ("
             f"seq integer PRIMARY KEY, source_id {uid}, feed_id {uid}, line integer NOT NULL,"
             f" row_key text, row_data {js}, data_hash text, vjson {js}{versions},"
-            f" occurred_at {ts}, completion {boolean}, new_id {uid}, outcome text,"
+            f" occurred_at {ts}, completion {boolean}, outcome text,"
             f" reason text, message text, row_id {uid}, stored_hash text,"
             f" stored_active {boolean})"
         )
@@ -107,9 +120,9 @@ class Stage:
         self._buffer.append(
             (
                 self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
-                json_dumps(row.row_data), row.data_hash, _version_json(row.version),
+                compact_json(row.row_data), row.data_hash, _version_json(row.version),
                 *(self._num(v) for v in row.version), self._ts(row.occurred_at),
-                self._bool(row.completion), self._uid(uuid.uuid4()), None, None, None,
+                self._bool(row.completion), None, None, None,
             )
         )  # fmt: skip
 
@@ -118,9 +131,9 @@ class Stage:
         self._buffer.append(
             (
                 self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
-                json_dumps(row.supplement), row.data_hash, None,
+                compact_json(row.supplement), row.data_hash, None,
                 *([None] * self.version_count), None, self._bool(row.completion), None, None,
-                None, None,
+                None,
             )
         )  # fmt: skip
 
@@ -129,7 +142,7 @@ class Stage:
         self._buffer.append(
             (
                 self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
-                None, None, None, *([None] * self.version_count), None, None, None, FAILED,
+                None, None, None, *([None] * self.version_count), None, None, FAILED,
                 row.reason_code, row.message,
             )
         )  # fmt: skip
@@ -269,7 +282,6 @@ class Merge:
     def match(self, stage: Stage, *, active_only: bool = False) -> None:
         """Attach each staged row to the stored row with the same key (DEDUP dashboards)."""
         sets = ["row_id = r.id", "stored_hash = r.data_hash", "stored_active = r.is_active"]
-        sets += [f"sv{i} = {self._stored_version(i)}" for i in range(stage.version_count)]
         active = " AND r.is_active" if active_only else ""
         self._exec(
             f"UPDATE {stage.name} SET {', '.join(sets)} FROM csv_dashboard_rows r"
@@ -277,40 +289,58 @@ class Merge:
             f" AND r.row_key = {stage.name}.row_key AND {stage.name}.outcome IS NULL"
         )
 
-    def exclude_stale(self, stage: Stage, version_names: Sequence[str]) -> int:
-        """An incoming row strictly older than the stored one is excluded (STALE_ROW)."""
-        if not stage.version_count:
-            return 0
+    def _stale_condition(self, stage: Stage) -> str:
+        """SQL: the staged row is strictly older than the stored row ``r``, by its versions.
+
+        Component by component; an unknown (NULL) component compares equal, as in
+        ``validate.compare_versions``.
+        """
         s = stage.name
+        stored = [self._stored_version(i) for i in range(stage.version_count)]
         terms = []
         for i in range(stage.version_count):
             equal_before = [
-                f"({s}.v{j} IS NULL OR {s}.sv{j} IS NULL OR {s}.v{j} = {s}.sv{j})" for j in range(i)
+                f"({s}.v{j} IS NULL OR {stored[j]} IS NULL OR {s}.v{j} = {stored[j]})"
+                for j in range(i)
             ]
-            lower = f"({s}.v{i} IS NOT NULL AND {s}.sv{i} IS NOT NULL AND {s}.v{i} < {s}.sv{i})"
+            lower = f"({s}.v{i} IS NOT NULL AND {stored[i]} IS NOT NULL AND {s}.v{i} < {stored[i]})"
             terms.append("(" + " AND ".join([*equal_before, lower]) + ")")
-        names = ", ".join(version_names)
-        return self._exec(
-            f"UPDATE {s} SET outcome = 'excluded', reason = 'STALE_ROW',"
-            f" message = 'line ' || line || ': older than the stored row by ({names});"
-            f" the stored row was kept'"
-            f" WHERE outcome IS NULL AND row_id IS NOT NULL AND ({' OR '.join(terms)})"
-        )
+        return "(" + " OR ".join(terms) + ")" if terms else "false"
 
-    # -- official rows -------------------------------------------------------------------
-    def classify(self, stage: Stage) -> None:
+    def match_and_classify(self, stage: Stage, version_names: Sequence[str]) -> int:
+        """Official rows of a DEDUP dashboard: match, exclude stale, classify — two passes.
+
+        One UPDATE settles every row whose key is stored (``STALE_ROW`` when older than the
+        stored row, else updated or unchanged); a second makes the rest new with a fresh id.
+        Returns how many were stale. (Before, a match, a stale check and a classify pass each
+        rewrote the staging table: an unchanged re-ingest now rewrites each row once.)
+        """
         s = stage.name
-        # One pass: new rows take their pre-generated id, matched rows keep the stored one.
-        if self.ctx.dedup:
-            self._exec(
-                f"UPDATE {s} SET outcome = CASE"
-                " WHEN row_id IS NULL THEN 'new'"
-                " WHEN stored_hash <> data_hash OR NOT stored_active THEN 'updated'"
-                " ELSE 'unchanged' END, row_id = COALESCE(row_id, new_id)"
-                " WHERE outcome IS NULL"
-            )
-        else:
-            self._exec(f"UPDATE {s} SET outcome = 'new', row_id = new_id WHERE outcome IS NULL")
+        stale = self._stale_condition(stage)
+        names = ", ".join(version_names)
+        self._exec(
+            f"UPDATE {s} SET row_id = r.id, stored_hash = r.data_hash,"
+            f" stored_active = r.is_active, outcome = CASE WHEN {stale} THEN 'excluded'"
+            f" WHEN r.data_hash <> {s}.data_hash OR NOT r.is_active THEN 'updated'"
+            " ELSE 'unchanged' END,"
+            f" reason = CASE WHEN {stale} THEN 'STALE_ROW' END,"
+            f" message = CASE WHEN {stale} THEN 'line ' || {s}.line || ': older than the stored"
+            f" row by ({names}); the stored row was kept' END"
+            " FROM csv_dashboard_rows r WHERE r.csv_dashboard_id = :dash AND r.is_dedup"
+            f" AND r.row_key = {s}.row_key AND {s}.outcome IS NULL"
+        )
+        self.classify_unmatched(stage)
+        stale_rows = self.conn.exec_driver_sql(
+            f"SELECT count(*) FROM {s} WHERE reason = 'STALE_ROW'"
+        ).scalar_one()
+        return int(stale_rows)
+
+    def classify_unmatched(self, stage: Stage) -> None:
+        """Every valid staged row not settled yet is a new row, with a fresh id (also APPEND)."""
+        new_id = _PG_NEW_ID if self.is_pg else _SQLITE_NEW_ID
+        self._exec(
+            f"UPDATE {stage.name} SET outcome = 'new', row_id = {new_id} WHERE outcome IS NULL"
+        )
 
     def upsert_rows(self, stage: Stage) -> int:
         """One INSERT … ON CONFLICT that writes only rows whose data changed.

@@ -335,9 +335,11 @@ class RunExecutor:
         retired = 0
         if official.staged:
             if merge_ctx.dedup:
-                merge.match(official)
-                summary["stale_excluded"] = merge.exclude_stale(official, schema.version_columns)
-            merge.classify(official)
+                summary["stale_excluded"] = merge.match_and_classify(
+                    official, schema.version_columns
+                )
+            else:
+                merge.classify_unmatched(official)
             merge.upsert_rows(official)
             if schema.completion_column:
                 merge.set_external_completion(official, (NEW, UPDATED, UNCHANGED))

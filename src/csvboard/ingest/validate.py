@@ -9,7 +9,6 @@ precomputed list of column checkers.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from csvboard.dashboards.columns import (
     AppearanceMapping,
@@ -28,10 +29,11 @@ from csvboard.dashboards.columns import (
 )
 from csvboard.ingest.parse import STATUS_KEY, HeaderMap, Record, RecordError
 
-# Canonical JSON. Module-level encoders: json.dumps(..., **non-default kwargs) would build a
-# new encoder on every call.
-_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_HASH_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# Canonical JSON is what json.dumps(ensure_ascii=False, separators=(",", ":")) writes; orjson
+# writes the same bytes (tests/ingest/test_canonical_json.py) about ten times faster, and
+# these run two or three times per row.
+_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_TZ = ZoneInfo("Asia/Tokyo")  # ERP timestamps without an offset are Japan time
@@ -39,6 +41,9 @@ _INT_RE = re.compile(r"[+-]?[0-9]+")
 # Plain decimal notation only: no exponent, NaN/Infinity, thousands separators or "_".
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DATE_CACHE_SIZE = 4096  # per column; ERP exports repeat the same timestamps heavily
+# Per column, checked values by raw cell: resource codes, part names, hours repeat on most
+# rows of a schedule. A column whose cache fills at under half hits (製番, say) stops caching.
+_VALUE_CACHE_SIZE = 8192
 _SHOW_CHARS = 60  # value shown in a message
 _STORE_CHARS = 200  # RejectedRow.value
 
@@ -82,12 +87,17 @@ class SupplementRow:
 
 def canonical_key(values: Sequence[str]) -> str:
     """The row key: the canonical key-column values as a compact JSON array."""
-    return _KEY_ENCODER.encode(list(values))
+    return _dumps(list(values)).decode()
 
 
 def row_hash(data: dict[str, str], completion: bool | None) -> str:
     """Hex sha256 of ``[data, completion]`` as canonical JSON (sorted keys, UTF-8)."""
-    return hashlib.sha256(_HASH_ENCODER.encode([data, completion]).encode()).hexdigest()
+    return hashlib.sha256(_dumps([data, completion], option=_SORT_KEYS)).hexdigest()
+
+
+def compact_json(data: dict[str, str]) -> str:
+    """``data`` as stored: compact JSON, Japanese text as is, keys in the file's order."""
+    return _dumps(data).decode()
 
 
 def compare_versions(a: Sequence[Decimal | None], b: Sequence[Decimal | None]) -> int:
@@ -181,7 +191,9 @@ class _Column:
         "_date_only",
         "_formats",
         "_hint",
+        "_hits",
         "_tz",
+        "_values",
         "is_key",
         "kind",
         "label",
@@ -218,8 +230,27 @@ class _Column:
         self._hint = _format_hint(col.datetime_formats)
         self._tz = tz
         self._cache: dict[str, tuple[datetime, Decimal, str] | None] = {}
+        self._values: dict[str, Checked] | None = {}
+        self._hits = 0
 
     def check(self, raw: str) -> Checked:
+        values = self._values
+        if values is None:
+            return self._check(raw)
+        hit = values.get(raw)
+        if hit is not None:
+            self._hits += 1
+            return hit
+        checked = self._check(raw)  # a failure raises and is never cached
+        if len(values) >= _VALUE_CACHE_SIZE:
+            # Full: keep caching (afresh) only if most lookups were hits.
+            self._values = {} if self._hits > _VALUE_CACHE_SIZE else None
+            self._hits = 0
+        else:
+            values[raw] = checked
+        return checked
+
+    def _check(self, raw: str) -> Checked:
         value = raw.strip()
         if self.normalise and not value.isascii():
             value = unicodedata.normalize("NFKC", value).strip()
@@ -344,25 +375,11 @@ class RowValidator:
             for col in schema.columns
             if col.name in header.columns
         ]
-        # Per checked column: slot in the key / version / occurred_at tuples, or -1.
-        self._key_slot = [
-            schema.key_columns.index(c.name) if c.name in key_set else -1 for c in self._columns
-        ]
-        self._version_slot = [
-            schema.version_columns.index(c.name) if c.name in schema.version_columns else -1
-            for c in self._columns
-        ]
-        self._occurred_slot = [
-            schema.occurred_at_columns.index(c.name) if c.name in schema.occurred_at_columns else -1
-            for c in self._columns
-        ]
-        # (checker, key slot) of the key columns, for the key of a rejected row.
+        # (checker, slot in the key) of the key columns, for the key of a rejected row.
         self._key_columns = [
-            (c, slot) for c, slot in zip(self._columns, self._key_slot, strict=True) if slot >= 0
+            (c, schema.key_columns.index(c.name)) for c in self._columns if c.name in key_set
         ]
         self._n_keys = len(schema.key_columns)
-        self._n_versions = len(schema.version_columns)
-        self._n_occurred = len(schema.occurred_at_columns)
         self._completion = schema.completion_column
         self._completion_values = frozenset(schema.completion_values)
         self._has_completion = (
@@ -371,15 +388,18 @@ class RowValidator:
         self._extras = [(text, index) for text, index in header.extras.items()]
         self._names = _header_names(header)
         self._labels = {c.position: c.label for c in self._columns}
-        self._plan = list(
-            zip(
-                self._columns,
-                self._key_slot,
-                self._version_slot,
-                self._occurred_slot,
-                [c.name == self._completion for c in self._columns],
-                strict=True,
-            )
+        # Positions in the list of checked columns, decided once per file.
+        positions = {c.name: i for i, c in enumerate(self._columns)}
+        self._data_slots = [
+            (c.name, i) for i, c in enumerate(self._columns) if c.name != self._completion
+        ]
+        self._key_idx = [positions.get(name) for name in schema.key_columns]
+        self._version_idx = [positions.get(name) for name in schema.version_columns]
+        self._occurred_idx = [
+            positions[name] for name in schema.occurred_at_columns if name in positions
+        ]
+        self._completion_idx = (
+            positions.get(schema.completion_column) if schema.completion_column else None
         )
 
     def _key_or_none(self, cells: list[str]) -> str | None:
@@ -402,45 +422,40 @@ class RowValidator:
             return _shape_rejection(record, self._width)
         if "\x00" in "".join(cells):
             return _nul_rejection(record, self._names, self._labels, self._key_or_none(cells))
-        row_data: dict[str, str] = {}
-        key = [""] * self._n_keys
-        version: list[Decimal | None] = [None] * self._n_versions
-        occurred: list[datetime | None] = [None] * self._n_occurred
-        completion: bool | None = None
-        for col, key_slot, version_slot, occurred_slot, is_completion in self._plan:
-            try:
-                stored, number, instant = col.check(cells[col.position])
-            except _Invalid as exc:
-                raw = cells[col.position].strip()
-                return RejectedRow(
-                    record.line,
-                    self._key_or_none(cells),
-                    exc.code,
-                    f"line {record.line}, column {col.label}: {exc.detail}",
-                    col.name,
-                    raw[:_STORE_CHARS],
-                )
-            if is_completion:
-                completion = stored in self._completion_values
-            else:
-                row_data[col.name] = stored
-            if key_slot >= 0:
-                key[key_slot] = stored
-            if version_slot >= 0:
-                version[version_slot] = number
-            if occurred_slot >= 0:
-                occurred[occurred_slot] = instant
+        checked: list[Checked] = []
+        add = checked.append
+        try:
+            for col in self._columns:
+                add(col.check(cells[col.position]))
+        except _Invalid as exc:
+            raw = cells[col.position].strip()
+            return RejectedRow(
+                record.line,
+                self._key_or_none(cells),
+                exc.code,
+                f"line {record.line}, column {col.label}: {exc.detail}",
+                col.name,
+                raw[:_STORE_CHARS],
+            )
+        row_data = {name: checked[i][0] for name, i in self._data_slots}
         for text, index in self._extras:
             row_data[text] = cells[index].strip()
-        occurred_at = next((o for o in occurred if o is not None), None)
-        if not self._has_completion:
-            completion = None
+        occurred_at = None
+        for i in self._occurred_idx:
+            if checked[i][2] is not None:
+                occurred_at = checked[i][2]
+                break
+        completion = (
+            None
+            if self._completion_idx is None
+            else checked[self._completion_idx][0] in self._completion_values
+        )
         return ValidRow(
             record.line,
-            canonical_key(key),
+            canonical_key(["" if i is None else checked[i][0] for i in self._key_idx]),
             row_data,
             row_hash(row_data, completion),
-            tuple(version),
+            tuple(None if i is None else checked[i][1] for i in self._version_idx),
             occurred_at,
             completion,
         )
