@@ -34,7 +34,7 @@ NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "suppleme
 EXCLUDED, FAILED = "excluded", "failed"
 COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
-BATCH_ROWS = 2_000
+BATCH_ROWS = 5_000
 
 # A new row's id, made by the database where the row is inserted (not a uuid4() per staged
 # row in Python, most of which an unchanged re-ingest would throw away). SQLite spells the
@@ -69,6 +69,9 @@ class Stage:
     name: str = ""
     _buffer: list[tuple[Any, ...]] = field(default_factory=list)
     _seq: int = 0
+    # The source being staged, in the driver's form (set once per file, not per row).
+    _source: Any = None
+    _feed: Any = None
 
     def __post_init__(self) -> None:
         self.name = f"stg_{self.role[:3]}_{uuid.uuid4().hex[:12]}"
@@ -115,33 +118,37 @@ class Stage:
     def _bool(self, value: bool | None) -> Any:
         return value if self.is_pg or value is None else int(value)
 
-    def add_valid(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: ValidRow) -> None:
+    def begin_source(self, source_id: uuid.UUID, feed_id: uuid.UUID) -> None:
+        """Rows added from now on come from this source of this feed."""
+        self._source, self._feed = self._uid(source_id), self._uid(feed_id)
+
+    def add_valid(self, row: ValidRow) -> None:
         self._seq += 1
         self._buffer.append(
             (
-                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                self._seq, self._source, self._feed, row.line, row.row_key,
                 compact_json(row.row_data), row.data_hash, _version_json(row.version),
                 *(self._num(v) for v in row.version), self._ts(row.occurred_at),
                 self._bool(row.completion), None, None, None,
             )
         )  # fmt: skip
 
-    def add_supplement(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: SupplementRow) -> None:
+    def add_supplement(self, row: SupplementRow) -> None:
         self._seq += 1
         self._buffer.append(
             (
-                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                self._seq, self._source, self._feed, row.line, row.row_key,
                 compact_json(row.supplement), row.data_hash, None,
                 *([None] * self.version_count), None, self._bool(row.completion), None, None,
                 None,
             )
         )  # fmt: skip
 
-    def add_rejected(self, source_id: uuid.UUID, feed_id: uuid.UUID, row: RejectedRow) -> None:
+    def add_rejected(self, row: RejectedRow) -> None:
         self._seq += 1
         self._buffer.append(
             (
-                self._seq, self._uid(source_id), self._uid(feed_id), row.line, row.row_key,
+                self._seq, self._source, self._feed, row.line, row.row_key,
                 None, None, None, *([None] * self.version_count), None, None, FAILED,
                 row.reason_code, row.message,
             )

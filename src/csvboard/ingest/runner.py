@@ -432,6 +432,7 @@ class RunExecutor:
         self._record_encoding(source.id, codec)
         appearance = stage.role == TargetType.APPEARANCE.value
         validator: RowValidator | AppearanceValidator | None = None
+        stage.begin_source(source.id, feed.id)
         conn.begin()
         with open_text(path, codec) as stream:
             for record in iter_records(stream, max_field_chars_for(schema)):
@@ -450,11 +451,11 @@ class RunExecutor:
                 )
                 if isinstance(result, RejectedRow):
                     self.tally.failed += 1
-                    stage.add_rejected(source.id, feed.id, result)
+                    stage.add_rejected(result)
                 elif isinstance(result, SupplementRow):
-                    stage.add_supplement(source.id, feed.id, result)
+                    stage.add_supplement(result)
                 else:
-                    stage.add_valid(source.id, feed.id, result)
+                    stage.add_valid(result)
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     conn.commit()
