@@ -103,6 +103,7 @@ def summarise(samples: list[Sample]) -> dict[str, Any]:
             "n": len(times),
             "errors": errors,
             "p50_ms": percentile(times, 50),
+            "p95_ms": percentile(times, 95),
             "p99_ms": percentile(times, 99),
             "max_ms": max(times) if times else float("nan"),
         }

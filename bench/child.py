@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-TEXT_COLUMNS = 11  # csvboard.schedule.sample.HEADER
 ENCODING = "cp932"
 
 Result = dict[str, Any]
@@ -124,6 +123,50 @@ def op_csvboard(args: dict[str, Any]) -> Result:
     return {"steps": steps, "seconds": sum(s["seconds"] for s in steps)}
 
 
+def op_worker(args: dict[str, Any]) -> Result:
+    """Queue uploads and let a real ``Worker`` claim and execute each (``run_one``), timed
+    from the queueing to the run's end: the path a file takes in production."""
+    from csvboard.dashboards.service import get_dashboard
+    from csvboard.db.engine import make_engine, write_session
+    from csvboard.ingest.storage import store_file
+    from csvboard.runs.service import start_upload_run
+    from csvboard.worker.worker import Worker
+
+    settings = _settings(args["url"], args["data_dir"])
+    engine = make_engine(args["url"])
+    worker = Worker(engine, settings, poll_seconds=0.1)
+    steps: list[Result] = []
+    try:
+        for step in args["steps"]:
+            stored = store_file(settings.data_dir, Path(step["file"]))
+            t0 = time.perf_counter()
+            with write_session(engine) as session:
+                start_upload_run(
+                    session,
+                    dashboard=get_dashboard(session, step["slug"]),
+                    stored=stored,
+                    run_kind=step["kind"],
+                    requested_by="bench",
+                )
+            outcome = worker.run_one()
+            seconds = time.perf_counter() - t0
+            if outcome is None:
+                raise RuntimeError("the worker found no queued run")
+            steps.append(
+                {
+                    "kind": step["kind"],
+                    "status": str(outcome.status),
+                    "message": outcome.message,
+                    "target": outcome.counts.target,
+                    "summary": outcome.summary,
+                    "seconds": seconds,
+                }
+            )
+    finally:
+        engine.dispose()
+    return {"steps": steps}
+
+
 def op_parse(args: dict[str, Any]) -> Result:
     """The floor: decode + parse + validate (RowValidator, hashes included); no database."""
     from csvboard.dashboards.presets import production_schedule_schema
@@ -147,6 +190,11 @@ def op_parse(args: dict[str, Any]) -> Result:
     return {"seconds": time.perf_counter() - t0, "valid": valid}
 
 
+def _csv_width(path: Path) -> int:
+    with path.open("r", encoding=ENCODING, newline="") as fh:
+        return len(next(csv.reader(fh)))
+
+
 def _csv_rows(path: Path) -> Iterator[list[str]]:
     with path.open("r", encoding=ENCODING, newline="") as fh:
         reader = csv.reader(fh)
@@ -158,7 +206,7 @@ def op_copy(args: dict[str, Any]) -> Result:
     """The PostgreSQL floor: csv.reader rows COPY'd into an UNLOGGED table of text columns."""
     import psycopg
 
-    columns = ", ".join(f"c{i} text" for i in range(TEXT_COLUMNS))
+    columns = ", ".join(f"c{i} text" for i in range(_csv_width(Path(args["file"]))))
     with psycopg.connect(libpq_url(args["url"])) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_copy_floor")
         conn.execute(f"CREATE UNLOGGED TABLE bench_copy_floor ({columns})")
@@ -182,11 +230,12 @@ def op_executemany(args: dict[str, Any]) -> Result:
 
     db = Path(args["db"])
     db.unlink(missing_ok=True)
+    width = _csv_width(Path(args["file"]))
     conn = sqlite3.connect(db)
     try:
-        conn.execute(f"CREATE TABLE floor ({', '.join(f'c{i} text' for i in range(TEXT_COLUMNS))})")
+        conn.execute(f"CREATE TABLE floor ({', '.join(f'c{i} text' for i in range(width))})")
         conn.commit()
-        sql = f"INSERT INTO floor VALUES ({', '.join('?' * TEXT_COLUMNS)})"
+        sql = f"INSERT INTO floor VALUES ({', '.join('?' * width)})"
         t0 = time.perf_counter()
         rows = 0
         batch: list[tuple[str, ...]] = []
@@ -265,6 +314,7 @@ def op_serve(args: dict[str, Any]) -> Result:
 OPS: dict[str, Callable[[dict[str, Any]], Result]] = {
     "setup": op_setup,
     "csvboard": op_csvboard,
+    "worker": op_worker,
     "parse": op_parse,
     "copy": op_copy,
     "executemany": op_executemany,

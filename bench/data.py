@@ -65,3 +65,39 @@ def _mutate(source: Path, target: Path, *, seed: int) -> None:
                 new_kojun += 1
                 clone[KOJUN] = str(new_kojun)
                 writer.writerow(clone)
+
+
+STATUS_HEADER = ["FSEIBAN", "FHINCD", "FSIGENCD", "FKOJUN", "status", "担当", "設備メモ"]
+STATUS_CODES = ["C", "X", "A", "W", "S"]
+WORKERS = ["佐藤", "髙橋", "鈴木", "田中", "渡辺①", "伊藤"]
+# Column positions of the key in csvboard.schedule.sample.HEADER.
+KEY_POSITIONS = (1, 2, 4, 7)
+
+
+def make_status_file(directory: Path, schedule: Path, rows: int, *, seed: int = 1) -> Path:
+    """A status feed of ``rows`` rows for the steps of ``schedule`` (CP932, like the ERP's).
+
+    The shape of the report the source system stalled on: several reports per step (the
+    last one in the file counts), 3% of rows for steps the schedule does not have.
+    """
+    path = directory / f"status-{rows}-for-{schedule.stem}.csv"
+    if path.exists():
+        return path
+    with schedule.open("r", encoding=ENCODING, newline="") as src:
+        reader = csv.reader(src)
+        next(reader)
+        keys = [tuple(row[i] for i in KEY_POSITIONS) for row in reader]
+    rng = random.Random(seed * 104729 + 7)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding=ENCODING, newline="") as dst:
+        writer = csv.writer(dst, lineterminator="\r\n")
+        writer.writerow(STATUS_HEADER)
+        for i in range(rows):
+            if rng.random() < 0.03:
+                key: tuple[str, ...] = (f"Z{i:07d}", "Z00000-00", "Z01", "10")  # unknown step
+            else:
+                key = keys[i % len(keys)] if i < len(keys) else rng.choice(keys)
+            memo = f"{rng.choice(['段取', '加工中', '検査待ち', '治具①'])} {rng.randrange(100)}"
+            writer.writerow([*key, rng.choice(STATUS_CODES), rng.choice(WORKERS), memo])
+    tmp.replace(path)
+    return path

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import api_load
 from bench.child import REPO, libpq_url, run_child
-from bench.data import BenchFiles, make_files
+from bench.data import BenchFiles, make_files, make_status_file
 from bench.report import derive, render
 
 SLUG = "production-schedule"
@@ -151,6 +151,41 @@ def measure_engine_size(
     return m, url, data_dir, token
 
 
+def measure_appearance(
+    engine: str, schedule_rows: int, status_rows: int, dbs: Databases, work: Path, cache: Path
+) -> dict[str, Any]:
+    """The case the source system stalled on: a schedule, then a large status feed ingested
+    as ``appearance_supplement``, each queued and executed by a real worker."""
+    schedule = make_files(cache, schedule_rows).base
+    status = make_status_file(cache, schedule, status_rows)
+    out = work / "out.json"
+    url = dbs.fresh(engine, f"{engine}_appearance")
+    run_child("setup", {"url": url, "slugs": [SLUG]}, out=out)
+    steps = [
+        {"slug": SLUG, "file": str(schedule), "kind": "official_ingestion"},
+        {"slug": SLUG, "file": str(status), "kind": "appearance_supplement"},
+    ]
+    data_dir = work / f"data-{engine}-appearance"
+    r = run_child("worker", {"url": url, "data_dir": str(data_dir), "steps": steps}, out=out)
+    for step in r["steps"]:
+        if step["status"] != "succeeded":
+            raise RuntimeError(f"{engine} {step['kind']} ended {step['status']}: {step['message']}")
+    if engine == "postgresql":
+        floor = run_child("copy", {"url": url, "file": str(status)}, out=out)
+    else:
+        floor_args = {"file": str(status), "db": str(work / "floor-appearance.sqlite")}
+        floor = run_child("executemany", floor_args, out=out)
+    return {
+        "schedule_rows": schedule_rows,
+        "status_rows": status_rows,
+        "schedule_seconds": r["steps"][0]["seconds"],
+        "seconds": r["steps"][1]["seconds"],
+        "summary": r["steps"][1]["summary"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "floor": floor,
+    }
+
+
 def _save_partial(directory: Path, results: dict[str, Any]) -> None:
     """Keep what has been measured so far (``partial.json``) in case a later step fails."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -170,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-requests", type=int, default=20, help="idle requests per client")
     parser.add_argument("--api-max-seconds", type=float, default=900)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--appearance",
+        default="60000,112000",
+        help="schedule rows,status rows of the appearance_supplement case ('' to skip)",
+    )
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "results" / "files")
     args = parser.parse_args(argv)
@@ -197,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "engines": {},
         "parse": {},
         "api": {},
+        "appearance": {},
         "notes": notes,
     }
     work = Path(tempfile.mkdtemp(prefix="csvboard-bench-"))
@@ -253,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 api["rows"] = size
                 results["api"][engine] = api
+                _save_partial(args.output, results)
+            if args.appearance:
+                schedule_rows, status_rows = (int(n) for n in args.appearance.split(","))
+                log(f"  {engine} appearance case {schedule_rows}+{status_rows}")
+                results["appearance"][engine] = measure_appearance(
+                    engine, schedule_rows, status_rows, dbs, work, args.cache
+                )
                 _save_partial(args.output, results)
     finally:
         dbs.close()

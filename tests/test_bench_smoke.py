@@ -45,6 +45,8 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
             "4",
             "--api-max-seconds",
             "60",
+            "--appearance",
+            "1000,1800",
             "--output",
             str(out),
             "--cache",
@@ -80,10 +82,19 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
                 stats = api[phase][kind]
                 assert stats["n"] > 0, (engine, phase, kind)
                 assert stats["errors"] < stats["n"], (engine, phase, kind)
-                for key in ("p50_ms", "p99_ms", "max_ms"):
+                for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
                     assert _positive(stats[key]), (engine, phase, kind, key)
         assert _positive(api["write_p99_ratio"])
         assert api["ingest_ok"]
+
+        case = results["appearance"][engine]
+        assert case["status_rows"] == 1800 and case["schedule_rows"] == 1000
+        summary = case["summary"]
+        # ~3% unknown steps, repeated reports of a step beyond the first 1,000 rows.
+        assert summary["supplemented"] > 0
+        assert summary["excluded"] > 0 and summary["duplicates_excluded"] > 0
+        for key in ("rows_s", "floor_rows_s", "vs_floor"):
+            assert _positive(case[key]), (engine, key)
 
     targets = results["targets"]
     assert {t["engine"] for t in targets} == {"sqlite", "postgresql"}
