@@ -23,6 +23,8 @@ import httpx
 
 from bench.child import REPO, child_command
 
+TRANSPORT_ERROR = 599  # no HTTP answer (timeout, reset): recorded, not dropped with its thread
+
 
 @dataclass
 class Sample:
@@ -50,18 +52,22 @@ class Load:
                 if stop.is_set() or time.monotonic() > deadline:
                     break
                 t0 = time.perf_counter()
-                if i % 2 == 0:
-                    row = rng.choice(self.row_ids)
-                    intent = rng.choice(["complete", "incomplete"])
-                    resp = http.put(
-                        f"/api/v1/schedules/{self.slug}/rows/{row}/completion",
-                        json={"intent": intent},
-                    )
-                    kind = "write"
-                else:
-                    resp = http.get(f"/api/v1/schedules/{self.slug}/rows", params={"limit": 100})
-                    kind = "page"
-                mine.append(Sample(kind, time.perf_counter() - t0, resp.status_code, t0))
+                kind = "write" if i % 2 == 0 else "page"
+                try:
+                    if kind == "write":
+                        row = rng.choice(self.row_ids)
+                        intent = rng.choice(["complete", "incomplete"])
+                        status = http.put(
+                            f"/api/v1/schedules/{self.slug}/rows/{row}/completion",
+                            json={"intent": intent},
+                        ).status_code
+                    else:
+                        status = http.get(
+                            f"/api/v1/schedules/{self.slug}/rows", params={"limit": 100}
+                        ).status_code
+                except httpx.TransportError:
+                    status = TRANSPORT_ERROR  # a timeout counts, with its time, as an error
+                mine.append(Sample(kind, time.perf_counter() - t0, status, t0))
         with self.lock:
             self.samples.extend(mine)
 
