@@ -418,14 +418,11 @@ class Merge:
             "INSERT INTO production_schedule_external_completion (csv_dashboard_row_id,"
             " csv_dashboard_id, is_completed, source_feed_id, run_id, updated_at)"
             f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {s} s"
-            " LEFT JOIN production_schedule_external_completion e"
-            "  ON e.csv_dashboard_row_id = s.row_id"
             f" WHERE s.outcome IN ({wanted}) AND s.completion IS NOT NULL AND s.row_id IS NOT NULL"
             f"{only}"
-            # Only what differs from the record (one join, not a conflict per unchanged row).
-            # No record means "not completed": without one, only a completion is written.
-            f" AND CASE WHEN e.csv_dashboard_row_id IS NULL THEN {completed}"
-            f" ELSE e.is_completed <> ({completed}) END"
+            # No record means "not completed": write false only over an existing true.
+            f" AND ({completed} OR EXISTS (SELECT 1 FROM production_schedule_external_completion e"
+            "  WHERE e.csv_dashboard_row_id = s.row_id))"
             " ON CONFLICT (csv_dashboard_row_id) DO UPDATE SET"
             " is_completed = excluded.is_completed, source_feed_id = excluded.source_feed_id,"
             " run_id = excluded.run_id, updated_at = excluded.updated_at"
