@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.db import engine as db_engine
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest.runner import RunOutcome
 from csvboard.runs import lifecycle
@@ -611,3 +612,25 @@ def test_a_run_ended_by_someone_else_is_reported_not_overwritten(harness: Harnes
     with pytest.raises(lifecycle.TransitionConflict):
         harness.run(run_id)
     assert ledger(harness, run_id).status == "failed"
+
+
+def test_sqlite_run_cache_is_reset_before_its_connection_returns_to_the_pool(
+    harness: Harness,
+) -> None:
+    """A run enlarges its connection's page cache (SQLite); the pool gets it back as it was."""
+    seen: list[int] = []
+
+    @event.listens_for(harness.engine, "before_cursor_execute")
+    def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("PRAGMA cache_size"):
+            seen.append(int(statement.rsplit("=", 1)[1]))
+
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE))
+    event.remove(harness.engine, "before_cursor_execute", watch)
+    if harness.engine.dialect.name != "sqlite":
+        assert seen == []  # a SQLite setting only
+        return
+    assert seen == [-db_engine.SQLITE_RUN_CACHE_KIB, -2000]
+    with harness.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000

@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 from csvboard.dashboards.columns import DashboardSchema
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import mapping_of, schema_of
-from csvboard.db.engine import SQLITE_IMMEDIATE, read_session, write_session
+from csvboard.db.engine import (
+    SQLITE_DEFAULT_CACHE_KIB,
+    SQLITE_IMMEDIATE,
+    SQLITE_RUN_CACHE_KIB,
+    read_session,
+    write_session,
+)
 from csvboard.ingest.apply import (
     BATCH_ROWS,
     EXCLUDED,
@@ -224,6 +230,9 @@ class RunExecutor:
                 )
             }
         conn = self.engine.connect()
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_RUN_CACHE_KIB}")
         stages: list[Stage] = []
         try:
             try:
@@ -267,6 +276,11 @@ class RunExecutor:
                 except SQLAlchemyError:
                     conn.invalidate()
                     break
+            if sqlite and not conn.invalidated:
+                try:  # the pooled connection goes back with the default cache
+                    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}")
+                except SQLAlchemyError:
+                    conn.invalidate()
             conn.close()
 
     @staticmethod
