@@ -100,8 +100,7 @@ class Stage:
             f"seq integer PRIMARY KEY, source_id {uid}, feed_id {uid}, line integer NOT NULL,"
             f" row_key text, row_data {js}, data_hash text, vjson {js}{versions},"
             f" occurred_at {ts}, completion {boolean}, outcome text,"
-            f" reason text, message text, row_id {uid}, stored_hash text,"
-            f" stored_active {boolean})"
+            f" reason text, message text, row_id {uid})"
         )
 
     def _uid(self, value: uuid.UUID | None) -> Any:
@@ -286,14 +285,16 @@ class Merge:
             )
 
     # -- matching ------------------------------------------------------------------------
-    def match(self, stage: Stage, *, active_only: bool = False) -> None:
-        """Attach each staged row to the stored row with the same key (DEDUP dashboards)."""
-        sets = ["row_id = r.id", "stored_hash = r.data_hash", "stored_active = r.is_active"]
-        active = " AND r.is_active" if active_only else ""
+    def match(self, stage: Stage, *, settle: str = "") -> None:
+        """Attach each staged row to the stored row ``r`` with the same key (DEDUP dashboards).
+
+        ``settle``: more ``SET`` terms, which may read ``r``, done in the same pass.
+        """
+        s = stage.name
         self._exec(
-            f"UPDATE {stage.name} SET {', '.join(sets)} FROM csv_dashboard_rows r"
-            f" WHERE r.csv_dashboard_id = :dash AND r.is_dedup{active}"
-            f" AND r.row_key = {stage.name}.row_key AND {stage.name}.outcome IS NULL"
+            f"UPDATE {s} SET row_id = r.id{settle} FROM csv_dashboard_rows r"
+            f" WHERE r.csv_dashboard_id = :dash AND r.is_dedup"
+            f" AND r.row_key = {s}.row_key AND {s}.outcome IS NULL"
         )
 
     def _stale_condition(self, stage: Stage) -> str:
@@ -325,16 +326,14 @@ class Merge:
         s = stage.name
         stale = self._stale_condition(stage)
         names = ", ".join(version_names)
-        self._exec(
-            f"UPDATE {s} SET row_id = r.id, stored_hash = r.data_hash,"
-            f" stored_active = r.is_active, outcome = CASE WHEN {stale} THEN 'excluded'"
+        self.match(
+            stage,
+            settle=f", outcome = CASE WHEN {stale} THEN 'excluded'"
             f" WHEN r.data_hash <> {s}.data_hash OR NOT r.is_active THEN 'updated'"
             " ELSE 'unchanged' END,"
             f" reason = CASE WHEN {stale} THEN 'STALE_ROW' END,"
             f" message = CASE WHEN {stale} THEN 'line ' || {s}.line || ': older than the stored"
-            f" row by ({names}); the stored row was kept' END"
-            " FROM csv_dashboard_rows r WHERE r.csv_dashboard_id = :dash AND r.is_dedup"
-            f" AND r.row_key = {s}.row_key AND {s}.outcome IS NULL"
+            f" row by ({names}); the stored row was kept' END",
         )
         self.classify_unmatched(stage)
         stale_rows = self.conn.exec_driver_sql(
