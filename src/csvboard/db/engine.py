@@ -26,7 +26,6 @@ SQLITE_BUSY_TIMEOUT_MS = 120_000
 # runs: the apply inserts rows into five indexes in random key order, and with the default
 # cache that thrashes (bench, 300,000 rows: apply 22 s -> 15 s; peak RSS 91 -> 170 MB).
 SQLITE_RUN_CACHE_KIB = 65_536
-SQLITE_DEFAULT_CACHE_KIB = 2_000
 
 #: Execution option: on SQLite, BEGIN IMMEDIATE (take the write lock at the start).
 SQLITE_IMMEDIATE = "csvboard_sqlite_immediate"

@@ -27,7 +27,6 @@ from csvboard.dashboards.columns import DashboardSchema
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import mapping_of, schema_of
 from csvboard.db.engine import (
-    SQLITE_DEFAULT_CACHE_KIB,
     SQLITE_IMMEDIATE,
     SQLITE_RUN_CACHE_KIB,
     read_session,
@@ -230,8 +229,9 @@ class RunExecutor:
                 )
             }
         conn = self.engine.connect()
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
+        pooled_cache: int | None = None  # SQLite: the connection's own cache_size, restored
+        if conn.dialect.name == "sqlite":
+            pooled_cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
             conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_RUN_CACHE_KIB}")
         stages: list[Stage] = []
         try:
@@ -276,9 +276,9 @@ class RunExecutor:
                 except SQLAlchemyError:
                     conn.invalidate()
                     break
-            if sqlite and not conn.invalidated:
-                try:  # the pooled connection goes back with the default cache
-                    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}")
+            if pooled_cache is not None and not conn.invalidated:
+                try:  # the pooled connection goes back with the cache it came with
+                    conn.exec_driver_sql(f"PRAGMA cache_size = {pooled_cache}")
                 except SQLAlchemyError:
                     conn.invalidate()
             conn.close()
