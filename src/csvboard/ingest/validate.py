@@ -382,9 +382,6 @@ class RowValidator:
         self._n_keys = len(schema.key_columns)
         self._completion = schema.completion_column
         self._completion_values = frozenset(schema.completion_values)
-        self._has_completion = (
-            schema.completion_column is not None and schema.completion_column in header.columns
-        )
         self._extras = [(text, index) for text, index in header.extras.items()]
         self._names = _header_names(header)
         self._labels = {c.position: c.label for c in self._columns}
