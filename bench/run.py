@@ -76,6 +76,13 @@ class Databases:
             self.cluster.stop()
 
 
+def measure_floor(engine: str, url: str, file: Path, sqlite_db: Path, out: Path) -> dict[str, Any]:
+    """The floor for ``file``: COPY into an unlogged table (PG) or bare executemany (SQLite)."""
+    if engine == "postgresql":
+        return run_child("copy", {"url": url, "file": str(file)}, out=out)
+    return run_child("executemany", {"file": str(file), "db": str(sqlite_db)}, out=out)
+
+
 def measure_engine_size(
     engine: str,
     files: BenchFiles,
@@ -116,12 +123,7 @@ def measure_engine_size(
             "summary": step["summary"],
         }
         log(f"  {engine} {size} csvboard {label}: {step['seconds']:.2f}s")
-    if engine == "postgresql":
-        m["floor"] = run_child("copy", {"url": url, "file": str(files.base)}, out=out)
-    else:
-        floor_db = work / f"floor-{size}.sqlite"
-        floor_args = {"file": str(files.base), "db": str(floor_db)}
-        m["floor"] = run_child("executemany", floor_args, out=out)
+    m["floor"] = measure_floor(engine, url, files.base, work / f"floor-{size}.sqlite", out)
     log(f"  {engine} {size} floor: {m['floor']['seconds']:.2f}s")
     if dlt:
         pipelines = work / f"dlt-{engine}-{size}"
@@ -170,11 +172,7 @@ def measure_appearance(
     for step in r["steps"]:
         if step["status"] != "succeeded":
             raise RuntimeError(f"{engine} {step['kind']} ended {step['status']}: {step['message']}")
-    if engine == "postgresql":
-        floor = run_child("copy", {"url": url, "file": str(status)}, out=out)
-    else:
-        floor_args = {"file": str(status), "db": str(work / "floor-appearance.sqlite")}
-        floor = run_child("executemany", floor_args, out=out)
+    floor = measure_floor(engine, url, status, work / "floor-appearance.sqlite", out)
     return {
         "schedule_rows": schedule_rows,
         "status_rows": status_rows,
