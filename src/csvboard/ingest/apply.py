@@ -72,6 +72,9 @@ class Stage:
     # The source being staged, in the driver's form (set once per file, not per row).
     _source: Any = None
     _feed: Any = None
+    # (first sequence, source, feed) of each file staged, for rows restored later by sequence.
+    _sources: list[tuple[int, Any, Any]] = field(default_factory=list)
+    _has_candidates: bool = False
 
     def __post_init__(self) -> None:
         self.name = f"stg_{self.role[:3]}_{uuid.uuid4().hex[:12]}"
@@ -120,6 +123,62 @@ class Stage:
     def begin_source(self, source_id: uuid.UUID, feed_id: uuid.UUID) -> None:
         """Rows added from now on come from this source of this feed."""
         self._source, self._feed = self._uid(source_id), self._uid(feed_id)
+        self._sources.append((self._seq + 1, self._source, self._feed))
+
+    def skip(self) -> int:
+        """A row of the file that is counted but not staged (unchanged); its sequence."""
+        self._seq += 1
+        return self._seq
+
+    def restore_stored(self, row_id: Any, *, seq: int, line: int, completion: bool | None) -> None:
+        """Stage a skipped row after all, from the stored row it equals (same data).
+
+        ``seq`` and ``line`` are the skipped row's own, so the in-file fold orders it right.
+        """
+        source, feed = next((src, fd) for first, src, fd in reversed(self._sources) if first <= seq)
+        if self.is_pg:
+            versions = "".join(
+                f", (r.version_values->>{i})::numeric" for i in range(self.version_count)
+            )
+            ph = "%s"
+        else:
+            versions = "".join(
+                f", json_extract(r.version_values, '$[{i}]')" for i in range(self.version_count)
+            )
+            ph = "?"
+        vcols = "".join(f", {v}" for v in self.versions)
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                f"INSERT INTO {self.name} (seq, source_id, feed_id, line, row_key, row_data,"
+                f" data_hash, vjson{vcols}, occurred_at, completion)"
+                f" SELECT {ph}, {ph}, {ph}, {ph}, r.row_key, r.row_data, r.data_hash,"
+                f" r.version_values{versions}, r.occurred_at, {ph}"
+                f" FROM csv_dashboard_rows r WHERE r.id = {ph}",
+                (seq, source, feed, line, self._bool(completion), row_id),
+            )
+        finally:
+            cursor.close()
+
+    @property
+    def candidates(self) -> str:
+        """The table of stored rows that may be absent from a snapshot (see fingerprints)."""
+        return f"{self.name}_gone"
+
+    def create_candidates(self) -> None:
+        uid = "uuid" if self.is_pg else "CHAR(32)"
+        self.conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {self.candidates} (id {uid} PRIMARY KEY)"
+        )
+        self._has_candidates = True
+
+    def add_candidates(self, ids: list[Any]) -> int:
+        if ids:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {self.candidates} (id) VALUES ({'%(id)s' if self.is_pg else '?'})",
+                [{"id": i} for i in ids] if self.is_pg else [(i,) for i in ids],
+            )
+        return len(ids)
 
     def add_valid(self, row: ValidRow) -> None:
         self._seq += 1
@@ -176,12 +235,16 @@ class Stage:
     def index(self) -> None:
         self.conn.exec_driver_sql(f"CREATE INDEX {self.name}_key ON {self.name} (row_key)")
         self.conn.exec_driver_sql(f"ANALYZE {self.name}")
+        if self._has_candidates:
+            self.conn.exec_driver_sql(f"ANALYZE {self.candidates}")
 
     def drop(self) -> None:
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.name}")
+        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.candidates}")
 
     @property
     def staged(self) -> int:
+        """Rows of the files for this role, staged or skipped as unchanged."""
         return self._seq
 
 
@@ -377,16 +440,20 @@ class Merge:
             " OR NOT csv_dashboard_rows.is_active"
         )
 
-    def retire_absent(self, stages: Iterable[Stage]) -> int:
+    def retire_absent(self, stages: Iterable[Stage], *, candidates: str | None = None) -> int:
         """Snapshot semantics: active rows whose key the file does not mention are retired.
 
         Keys of rejected and excluded rows count as mentioned: a typo in one cell must not
-        retire the step (and hide its operator data).
+        retire the step (and hide its operator data). ``candidates``: a table of the only
+        row ids that can be absent (the others were matched by a file row that was not
+        staged, see fingerprints), so the pass reads those rows, not the whole dashboard.
         """
         absent = " AND ".join(
             f"NOT EXISTS (SELECT 1 FROM {st.name} s WHERE s.row_key = r.row_key)" for st in stages
         )
         where = f"r.csv_dashboard_id = :dash AND r.is_dedup AND r.is_active AND {absent}"
+        if candidates:
+            where += f" AND r.id IN (SELECT id FROM {candidates})"
         self._exec(
             "INSERT INTO ingestion_items (run_id, source_id, csv_dashboard_id,"
             " csv_dashboard_row_id, line_number, row_key, status, update_type, reason_code,"

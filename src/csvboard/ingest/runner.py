@@ -48,6 +48,7 @@ from csvboard.ingest.apply import (
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.failpoints import failpoint
+from csvboard.ingest.fingerprints import Fingerprints, FingerprintsOutdated
 from csvboard.ingest.parse import (
     Record,
     RecordError,
@@ -83,9 +84,22 @@ class Cancelled(Exception):
 class _Tally:
     target: int = 0
     failed: int = 0
+    # What was published before the run started over: live counts never move backwards.
+    _shown: tuple[int, int] = (0, 0)
 
     def counts(self, success: int = 0) -> RunCounts:
         return RunCounts(target=self.target, success=success, failed=self.failed)
+
+    def progress(self) -> RunCounts:
+        return RunCounts(
+            target=max(self.target, self._shown[0]),
+            success=0,
+            failed=max(self.failed, self._shown[1]),
+        )
+
+    def restart(self) -> None:
+        self._shown = (max(self.target, self._shown[0]), max(self.failed, self._shown[1]))
+        self.target = self.failed = 0
 
 
 @dataclass
@@ -142,7 +156,7 @@ class RunExecutor:
 
     def _checkpoint(self) -> None:
         """Between batches: publish counts, heartbeat, honour cancel and the run timeout."""
-        counts = self.tally.counts()
+        counts = self.tally.progress()
         with write_session(self.engine) as session:
             lifecycle.update_progress(session, self.run_id, counts)
             session.execute(
@@ -298,6 +312,39 @@ class RunExecutor:
         feeds: dict[uuid.UUID, CsvDashboardFeed],
         stages: list[Stage],
     ) -> RunOutcome:
+        # Fingerprints let unchanged official rows skip staging; if a run on the dashboard
+        # committed meanwhile they are outdated, and the run stages everything once more.
+        use_fingerprints = (
+            schema.ingest_mode == "DEDUP" and TargetType.OFFICIAL.value in run.target_types
+        )
+        while True:
+            try:
+                return self._attempt(
+                    conn, run, dashboard, schema, sources, feeds, stages, use_fingerprints
+                )
+            except FingerprintsOutdated:
+                self._rollback(conn)
+                if conn.dialect.name == "sqlite":
+                    conn.execution_options(**{SQLITE_IMMEDIATE: False})
+                for stage in stages:
+                    stage.drop()
+                conn.commit()
+                stages.clear()
+                self.tally.restart()
+                use_fingerprints = False
+                self.log.info("fingerprints_outdated", action="staging every row")
+
+    def _attempt(
+        self,
+        conn: Any,
+        run: IngestionRun,
+        dashboard: CsvDashboard,
+        schema: DashboardSchema,
+        sources: list[IngestionRunSource],
+        feeds: dict[uuid.UUID, CsvDashboardFeed],
+        stages: list[Stage],
+        use_fingerprints: bool,
+    ) -> RunOutcome:
         kind = RunKind(run.run_kind)
         official = Stage(conn, TargetType.OFFICIAL.value, len(schema.version_columns))
         appearance = Stage(conn, TargetType.APPEARANCE.value, 0)
@@ -305,6 +352,13 @@ class RunExecutor:
             stage.create()
             stages.append(stage)
         conn.commit()
+        fingerprints: Fingerprints | None = None
+        if use_fingerprints:
+            conn.begin()
+            fingerprints = Fingerprints.load(
+                conn, dashboard.id, with_completion=schema.completion_column is not None
+            )
+            conn.commit()
 
         for source in sources:
             if source.role not in run.target_types:
@@ -312,8 +366,10 @@ class RunExecutor:
             feed = feeds.get(source.feed_id) if source.feed_id else None
             if feed is None:
                 raise RunError("FEED_MISSING", f"{source.file_name}: its feed no longer exists")
-            stage = official if source.role == TargetType.OFFICIAL.value else appearance
-            self._stage_source(conn, stage, source, feed, schema)
+            if source.role == TargetType.OFFICIAL.value:
+                self._stage_source(conn, official, source, feed, schema, fingerprints)
+            else:
+                self._stage_source(conn, appearance, source, feed, schema, None)
 
         merge_ctx = MergeContext(
             run_id=self.run_id,
@@ -322,6 +378,13 @@ class RunExecutor:
             snapshot=kind is RunKind.OFFICIAL_INGESTION,
             now=lifecycle.utcnow(),
         )
+        if fingerprints is not None:
+            # Still outside the write lock: reads stored rows, writes only staging tables.
+            conn.begin()
+            fingerprints.restore_conflicts(official)
+            if merge_ctx.snapshot:
+                fingerprints.stage_candidates(official)
+            conn.commit()
         duplicates = 0
         if merge_ctx.dedup:
             duplicates += exclude_in_file_duplicates(official)
@@ -339,7 +402,11 @@ class RunExecutor:
         lock_started = time.monotonic()
         merge = Merge(conn, merge_ctx)
         merge.lock_dashboard()
+        if fingerprints is not None and fingerprints.outdated():
+            raise FingerprintsOutdated()
         summary: dict[str, Any] = {"duplicates_excluded": duplicates}
+        if fingerprints is not None:
+            summary["unchanged_not_staged"] = fingerprints.unchanged_rows
         if self.tally.target and self.tally.failed == self.tally.target:
             # Every row rejected: nothing to apply; the items explain why.
             for stage in stages:
@@ -359,7 +426,9 @@ class RunExecutor:
                 merge.set_external_completion(official, (NEW, UPDATED, UNCHANGED))
         if merge_ctx.snapshot and merge_ctx.dedup:
             if official.staged:
-                retired = merge.retire_absent([official])
+                retired = merge.retire_absent(
+                    [official], candidates=official.candidates if fingerprints else None
+                )
             else:
                 summary["note"] = "empty snapshot: nothing retired"
         if appearance.staged:
@@ -376,6 +445,8 @@ class RunExecutor:
         for stage in stages:
             for outcome, n in merge.outcome_counts(stage).items():
                 outcomes[outcome] = outcomes.get(outcome, 0) + n
+        if fingerprints is not None:
+            outcomes[UNCHANGED] = outcomes.get(UNCHANGED, 0) + fingerprints.unchanged_rows
         summary.update(
             inserted=outcomes.get(NEW, 0),
             updated=outcomes.get(UPDATED, 0),
@@ -436,7 +507,13 @@ class RunExecutor:
         source: IngestionRunSource,
         feed: CsvDashboardFeed,
         schema: DashboardSchema,
+        fingerprints: Fingerprints | None,
     ) -> None:
+        """Parse and validate one file into ``stage``.
+
+        With ``fingerprints``, a valid row that would leave its stored row unchanged is only
+        counted (and remembered by position), not staged.
+        """
         if not source.stored_path or not Path(source.stored_path).is_file():
             raise RunError(
                 "FILE_MISSING", f"{source.file_name}: the stored copy of the file is missing"
@@ -468,8 +545,14 @@ class RunExecutor:
                     stage.add_rejected(result)
                 elif isinstance(result, SupplementRow):
                     stage.add_supplement(result)
-                else:
+                elif fingerprints is None:
                     stage.add_valid(result)
+                else:
+                    stored = fingerprints.unchanged(result.data_hash, result.completion)
+                    if stored < 0:
+                        stage.add_valid(result)
+                    else:
+                        fingerprints.skip(stored, result.line, stage.skip())
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     conn.commit()

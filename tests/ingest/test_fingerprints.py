@@ -1,0 +1,318 @@
+"""Unchanged rows recognised while parsing (ingest/fingerprints.py), on SQLite and PostgreSQL.
+
+The fast path must give exactly the result of staging every row: the property test runs the
+same random sequence of files against two dashboards, one with fingerprints and one without,
+and compares outcomes, items, rows and external completion after every run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.ingest import apply as apply_module
+from csvboard.ingest import fingerprints as fp_module
+from csvboard.ingest.runner import RunOutcome
+from csvboard.runs.models import IngestionItem
+from csvboard.runs.vocabulary import RunStatus
+from csvboard.schedule.models import ProductionScheduleExternalCompletion
+from support import SCHEDULE_HEADER, Harness, schedule_line
+
+
+@pytest.fixture
+def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(db_url, tmp_path / "data")
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def staged_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each staging flush wrote (official and appearance stages alike)."""
+    flushed: list[int] = []
+    real = apply_module.Stage.flush
+
+    def counting(stage: apply_module.Stage) -> None:
+        flushed.append(len(stage._buffer))
+        real(stage)
+
+    monkeypatch.setattr(apply_module.Stage, "flush", counting)
+    return flushed
+
+
+def csv_text(*lines: str) -> str:
+    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
+
+
+def items(h: Harness, run_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    with h.read() as s:
+        found = s.scalars(select(IngestionItem).where(IngestionItem.run_id == run_id))
+        return sorted(
+            (i.line_number or 0, i.row_key or "", i.status, i.update_type or "",
+             i.reason_code or "", i.message or "")
+            for i in found
+        )  # fmt: skip
+
+
+def state(h: Harness, board: CsvDashboard) -> dict[str, tuple[Any, ...]]:
+    """Per row key: everything ingestion can change, ids left out (they differ per board)."""
+    with h.read() as s:
+        rows = s.scalars(
+            select(CsvDashboardRow).where(CsvDashboardRow.csv_dashboard_id == board.id)
+        )
+        ext = {
+            e.csv_dashboard_row_id: e.is_completed
+            for e in s.scalars(
+                select(ProductionScheduleExternalCompletion).where(
+                    ProductionScheduleExternalCompletion.csv_dashboard_id == board.id
+                )
+            )
+        }
+        return {
+            r.row_key: (
+                json.dumps(r.row_data, sort_keys=True, ensure_ascii=False), r.data_hash,
+                r.is_active, json.dumps(r.supplement_data, sort_keys=True, ensure_ascii=False),
+                json.dumps(r.version_values), ext.get(r.id),
+            )
+            for r in rows
+        }  # fmt: skip
+
+
+KEY = ("A0000001", "P-1", "R01", "10")
+BASE = [
+    schedule_line(1000000001, "A0000001", "P-1", 10),
+    schedule_line(1000000001, "A0000001", "P-1", 20, resource="R02"),
+    schedule_line(1000000001, "A0000001", "P-2", 10),
+]
+
+
+def row_of(h: Harness, board: CsvDashboard, key: tuple[str, ...]) -> CsvDashboardRow:
+    with h.read() as s:
+        return s.scalars(
+            select(CsvDashboardRow).where(
+                CsvDashboardRow.csv_dashboard_id == board.id,
+                CsvDashboardRow.row_key
+                == json.dumps(list(key), ensure_ascii=False, separators=(",", ":")),
+            )
+        ).one()
+
+
+def test_an_unchanged_reingest_stages_no_row(harness: Harness, staged_rows: list[int]) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert sum(staged_rows) == 3
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    assert out.summary["unchanged"] == 3 and out.summary["unchanged_not_staged"] == 3
+    assert out.summary["retired"] == 0
+    assert sum(staged_rows) == 0  # nothing staged: the merge has nothing to walk
+    assert items(harness, out.run_id) == []
+
+
+def test_only_changed_and_new_rows_are_staged_and_absent_ones_retire(
+    harness: Harness, staged_rows: list[int]
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    staged_rows.clear()
+    changed = BASE[0].replace(",1.5,", ",2.5,")
+    new = schedule_line(1000000001, "A0000001", "P-3", 10)
+    out = harness.ingest(board, csv_text(changed, BASE[2], new), kind="official_ingestion")
+    assert sum(staged_rows) == 2
+    assert (out.summary["updated"], out.summary["inserted"], out.summary["unchanged"]) == (1, 1, 1)
+    assert out.summary["retired"] == 1
+    assert [(i[0], i[2], i[3]) for i in items(harness, out.run_id)] == [
+        (0, "succeeded", "retired"),  # P-1 / R02 / 20: absent from the snapshot
+        (2, "succeeded", "existing"),
+        (4, "succeeded", "new"),
+    ]
+    assert state(harness, board)['["A0000001","P-1","R02","20"]'][2] is False
+
+
+@pytest.mark.parametrize(
+    ("lines", "winner_line", "excluded_line", "winner_name"),
+    [
+        # the skipped (unchanged) row comes first; a newer order of the same step follows
+        ([schedule_line(1000000001, *KEY[:2], 10), schedule_line(1000000002, *KEY[:2], 10,
+          name="新")], 3, 2, "新"),
+        # the newer order first; the unchanged, older one later loses to it
+        ([schedule_line(1000000002, *KEY[:2], 10, name="新"),
+          schedule_line(1000000001, *KEY[:2], 10)], 2, 3, "新"),
+        # the unchanged row twice: ties go to the last
+        ([schedule_line(1000000001, *KEY[:2], 10), schedule_line(1000000001, *KEY[:2], 10)],
+         3, 2, "部品"),
+    ],
+)  # fmt: skip
+def test_a_duplicate_of_a_skipped_row_goes_through_the_fold(
+    harness: Harness, lines: list[str], winner_line: int, excluded_line: int, winner_name: str
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(schedule_line(1000000001, *KEY[:2], 10)))
+    out = harness.ingest(board, csv_text(*lines), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    assert (out.counts.target, out.counts.success) == (2, 2)
+    assert out.summary["duplicates_excluded"] == 1
+    found = items(harness, out.run_id)
+    excluded = [(i[0], i[4]) for i in found if i[2] == "excluded"]
+    assert excluded == [(excluded_line, "DUPLICATE_KEY_IN_SOURCE")]
+    assert row_of(harness, board, KEY).row_data["FHINMEI"] == winner_name
+    if winner_name == "部品":
+        assert out.summary["unchanged"] == 1 and out.summary["updated"] == 0
+    else:
+        assert [(i[0], i[3]) for i in found if i[2] == "succeeded"] == [(winner_line, "existing")]
+
+
+def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: Harness) -> None:
+    """Same data, but the stored external completion differs: the row must be staged."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(
+        board,
+        "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status\r\nA0000001,P-1,R01,10,C\r\n",
+        kind="appearance_supplement",
+    )
+    row = row_of(harness, board, KEY)
+    with harness.read() as s:
+        assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is True
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.summary["unchanged_not_staged"] == 2  # the other two
+    with harness.read() as s:  # as without fingerprints: the official file's empty cell wins
+        assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is False
+
+
+def test_a_run_committed_meanwhile_makes_the_run_stage_everything(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fingerprints read, then another run changes the dashboard before this one applies."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    real = fp_module.Fingerprints.load
+    interleaved: list[RunOutcome] = []
+    calls: list[uuid.UUID] = []
+
+    def load_then_interleave(
+        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool
+    ) -> fp_module.Fingerprints | None:
+        loaded = real(conn, dashboard_id, with_completion=with_completion)
+        calls.append(dashboard_id)
+        if len(calls) == 1:  # another run changes P-1/R01/10 after the read
+            other = csv_text(BASE[0].replace("部品", "他"), *BASE[1:])
+            interleaved.append(harness.ingest(board, other, kind="official_ingestion"))
+        return loaded
+
+    monkeypatch.setattr(fp_module.Fingerprints, "load", staticmethod(load_then_interleave))
+    queued = harness.queue(board, harness.write_file(csv_text(*BASE)), kind="official_ingestion")
+    out = harness.run(queued)
+    assert interleaved[0].summary["updated"] == 1
+    assert len(calls) == 2  # this run's read and the interleaved run's; none on the re-stage
+    assert out.status is RunStatus.SUCCEEDED
+    # Fingerprints said "unchanged" for BASE[0]; the run noticed and staged everything again.
+    assert "unchanged_not_staged" not in out.summary
+    assert (out.summary["updated"], out.summary["unchanged"]) == (1, 2)
+    assert out.counts.target == 3  # counted once, not once per attempt
+    assert row_of(harness, board, KEY).row_data["FHINMEI"] == "部品"
+
+
+# -- the property: with and without fingerprints, every run ends the same ---------------------
+_KEYS = [("P-1", 10, "R01"), ("P-1", 20, "R02"), ("P-2", 10, "R01"), ("P-3", 30, "R03")]
+_official_line = st.builds(
+    lambda key, order, name, progress, updated: schedule_line(
+        order, "A0000001", key[0], key[1], resource=key[2], name=name, progress=progress,
+        updated=updated,
+    ),
+    st.sampled_from(_KEYS),
+    st.sampled_from([1000000001, 1000000002]),
+    st.sampled_from(["甲", "乙"]),
+    st.sampled_from(["", "完了"]),
+    st.sampled_from(["", "2026/1/1 10:00", "2026/1/2 10:00"]),
+)  # fmt: skip
+# A rejected row whose key is valid (it still counts as mentioned by a snapshot).
+_bad_line = st.sampled_from(_KEYS).map(
+    lambda key: schedule_line(1000000001, "A0000001", key[0], key[1], resource=key[2]).replace(
+        "1.5", "一時間"
+    )
+)
+_status_line = st.builds(
+    lambda key, code: f"A0000001,{key[0]},{key[2]},{key[1]},{code}",
+    st.sampled_from([*_KEYS, ("Q-9", 10, "R01")]),
+    st.sampled_from(["C", "A", "X"]),
+)
+_run = st.one_of(
+    st.tuples(
+        st.sampled_from(["official_ingestion", "incremental_update"]),
+        st.lists(st.one_of(_official_line, _official_line, _official_line, _bad_line), max_size=7),
+    ),
+    st.tuples(st.just("appearance_supplement"), st.lists(_status_line, min_size=1, max_size=4)),
+    # The last official file again (so rows are unchanged), with up to two lines added
+    # anywhere (new rows, newer orders or repeats of the same step).
+    st.tuples(st.just("again"), st.lists(st.tuples(st.integers(0, 7), _official_line), max_size=2)),
+)
+
+
+def _content(kind: str, lines: list[str]) -> str:
+    if kind == "appearance_supplement":
+        return "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status\r\n" + "".join(f"{x}\r\n" for x in lines)
+    return csv_text(*lines)
+
+
+def _comparable(out: RunOutcome) -> tuple[Any, ...]:
+    summary = {
+        k: v
+        for k, v in out.summary.items()
+        if k not in ("duration_seconds", "lock_seconds", "unchanged_not_staged")
+    }
+    return out.status, out.counts, out.error_code, summary
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(runs=st.lists(_run, min_size=1, max_size=6))
+def test_fingerprints_change_no_outcome(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, runs: list[tuple[str, list[str]]]
+) -> None:
+    fast = harness.dashboard(f"fast-{uuid.uuid4().hex[:8]}")
+    plain = harness.dashboard(f"plain-{uuid.uuid4().hex[:8]}")
+    real = fp_module.Fingerprints.load
+    used: list[bool] = []
+
+    def load(
+        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool
+    ) -> fp_module.Fingerprints | None:
+        if dashboard_id == plain.id:
+            return None
+        loaded = real(conn, dashboard_id, with_completion=with_completion)
+        used.append(loaded is not None)
+        return loaded
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fp_module.Fingerprints, "load", staticmethod(load))
+        last: list[str] = []
+        for kind, spec in runs:
+            if kind == "again":
+                kind, lines = "official_ingestion", list(last)
+                for at, line in spec:
+                    lines.insert(at, line)
+            else:
+                lines = spec
+            if kind != "appearance_supplement":
+                last = lines
+            content = _content(kind, lines)
+            a = harness.ingest(fast, content, kind=kind)
+            b = harness.ingest(plain, content, kind=kind)
+            assert _comparable(a) == _comparable(b), (kind, lines)
+            assert items(harness, a.run_id) == items(harness, b.run_id), (kind, lines)
+            assert state(harness, fast) == state(harness, plain), (kind, lines)
