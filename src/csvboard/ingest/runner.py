@@ -547,12 +547,12 @@ class RunExecutor:
                     stage.add_supplement(result)
                 elif fingerprints is None:
                     stage.add_valid(result)
+                elif fingerprints.claim(
+                    result.data_hash, result.completion, result.line, stage.staged + 1
+                ):
+                    stage.skip()
                 else:
-                    stored = fingerprints.unchanged(result.data_hash, result.completion)
-                    if stored < 0:
-                        stage.add_valid(result)
-                    else:
-                        fingerprints.skip(stored, result.line, stage.skip())
+                    stage.add_valid(result)
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     conn.commit()
