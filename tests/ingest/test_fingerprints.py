@@ -172,6 +172,20 @@ def test_a_duplicate_of_a_skipped_row_goes_through_the_fold(
         assert [(i[0], i[3]) for i in found if i[2] == "succeeded"] == [(winner_line, "existing")]
 
 
+def test_a_file_of_repeated_rows_restores_every_skipped_one(harness: Harness) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, csv_text(*BASE, *BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    assert (out.counts.target, out.counts.success) == (6, 6)
+    assert out.summary["unchanged"] == 3 and out.summary["duplicates_excluded"] == 3
+    assert out.summary["unchanged_not_staged"] == 0  # all three skipped rows were restored
+    assert out.summary["retired"] == 0
+    excluded = [(i[0], i[4]) for i in items(harness, out.run_id) if i[2] == "excluded"]
+    assert excluded == [(2, "DUPLICATE_KEY_IN_SOURCE"), (3, "DUPLICATE_KEY_IN_SOURCE"),
+                        (4, "DUPLICATE_KEY_IN_SOURCE")]  # fmt: skip
+
+
 def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: Harness) -> None:
     """Same data, but the stored external completion differs: the row must be staged."""
     board = harness.dashboard()

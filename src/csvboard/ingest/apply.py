@@ -130,12 +130,14 @@ class Stage:
         self._seq += 1
         return self._seq
 
-    def restore_stored(self, row_id: Any, *, seq: int, line: int, completion: bool | None) -> None:
-        """Stage a skipped row after all, from the stored row it equals (same data).
+    def restore_stored(self, rows: list[tuple[Any, int, int, bool | None]]) -> None:
+        """Stage skipped rows after all, from the stored rows they equal (same data).
 
-        ``seq`` and ``line`` are the skipped row's own, so the in-file fold orders it right.
+        ``rows``: (stored row id, seq, line, completion) — the skipped row's own sequence
+        and line, so the in-file fold orders it right.
         """
-        source, feed = next((src, fd) for first, src, fd in reversed(self._sources) if first <= seq)
+        if not rows:
+            return
         if self.is_pg:
             versions = "".join(
                 f", (r.version_values->>{i})::numeric" for i in range(self.version_count)
@@ -147,15 +149,21 @@ class Stage:
             )
             ph = "?"
         vcols = "".join(f", {v}" for v in self.versions)
+        params = []
+        for row_id, seq, line, completion in rows:
+            source, feed = next(
+                (sr, fd) for first, sr, fd in reversed(self._sources) if first <= seq
+            )
+            params.append((seq, source, feed, line, self._bool(completion), row_id))
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(
+            cursor.executemany(
                 f"INSERT INTO {self.name} (seq, source_id, feed_id, line, row_key, row_data,"
                 f" data_hash, vjson{vcols}, occurred_at, completion)"
                 f" SELECT {ph}, {ph}, {ph}, {ph}, r.row_key, r.row_data, r.data_hash,"
                 f" r.version_values{versions}, r.occurred_at, {ph}"
                 f" FROM csv_dashboard_rows r WHERE r.id = {ph}",
-                (seq, source, feed, line, self._bool(completion), row_id),
+                params,
             )
         finally:
             cursor.close()

@@ -230,23 +230,22 @@ class Fingerprints:
 
         Reads only the staged rows (few, when little changed) and their stored rows.
         """
-        found = list(
-            self._query(
-                f"SELECT DISTINCT r.id, r.data_hash FROM {stage.name} s"
-                " JOIN csv_dashboard_rows r ON r.row_key = s.row_key"
-                f" WHERE s.outcome IS NULL AND {self._ACTIVE}"
-            )
-        )
-        restored = 0
+        # Streamed (every staged row of a much-changed file matches a stored one); only the
+        # conflicts, as many as there are duplicates, are kept, and staged after the read.
+        restore: list[tuple[Any, int, int, bool | None]] = []
         table = self.table
-        for row_id, data_hash in found:
+        for row_id, data_hash in self._query(
+            f"SELECT DISTINCT r.id, r.data_hash FROM {stage.name} s"
+            " JOIN csv_dashboard_rows r ON r.row_key = s.row_key"
+            f" WHERE s.outcome IS NULL AND {self._ACTIVE}"
+        ):
             s = self._slot(data_hash)
             if s >= 0 and (pos := table[s + 2]):
                 completion = bool(table[s + 1] & 1) if self.with_completion else None
-                stage.restore_stored(
-                    row_id, seq=pos >> 32, line=pos & _MAX_LINE, completion=completion
-                )
-                restored += 1
+                restore.append((row_id, pos >> 32, pos & _MAX_LINE, completion))
+        for start in range(0, len(restore), _FETCH_ROWS):
+            stage.restore_stored(restore[start : start + _FETCH_ROWS])
+        restored = len(restore)
         self.restored += restored
         return restored
 
