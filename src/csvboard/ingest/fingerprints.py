@@ -232,11 +232,14 @@ class Fingerprints:
         """
         # Streamed (every staged row of a much-changed file matches a stored one); only the
         # conflicts, as many as there are duplicates, are kept, and staged after the read.
+        # SQLite: CROSS JOIN keeps the staged rows the outer loop (as a plain join its planner
+        # walked every stored row: 1.7 s at 1M rows for 7,000 staged ones).
         restore: list[tuple[Any, int, int, bool | None]] = []
         table = self.table
+        join = "JOIN" if self.is_pg else "CROSS JOIN"
         for row_id, data_hash in self._query(
             f"SELECT DISTINCT r.id, r.data_hash FROM {stage.name} s"
-            " JOIN csv_dashboard_rows r ON r.row_key = s.row_key"
+            f" {join} csv_dashboard_rows r ON r.row_key = s.row_key"
             f" WHERE s.outcome IS NULL AND {self._ACTIVE}"
         ):
             s = self._slot(data_hash)
