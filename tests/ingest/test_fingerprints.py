@@ -186,6 +186,20 @@ def test_a_file_of_repeated_rows_restores_every_skipped_one(harness: Harness) ->
                         (4, "DUPLICATE_KEY_IN_SOURCE")]  # fmt: skip
 
 
+def test_above_the_size_limit_a_run_stages_every_row(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, staged_rows: list[int]
+) -> None:
+    """Memory stays bounded: a dashboard over MAX_STORED_ROWS gets no table, same result."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    monkeypatch.setattr(fp_module, "MAX_STORED_ROWS", 2)
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*BASE[:2]), kind="official_ingestion")
+    assert "unchanged_not_staged" not in out.summary
+    assert sum(staged_rows) == 2
+    assert (out.summary["unchanged"], out.summary["retired"]) == (2, 1)
+
+
 def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: Harness) -> None:
     """Same data, but the stored external completion differs: the row must be staged."""
     board = harness.dashboard()
