@@ -55,6 +55,13 @@ def _sqlite_ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _stored_version(is_pg: bool, i: int) -> str:
+    """SQL: component ``i`` of the stored row ``r``'s versions, as a number."""
+    if is_pg:
+        return f"(r.version_values->>{i})::numeric"
+    return f"json_extract(r.version_values, '$[{i}]')"
+
+
 def _version_json(version: Sequence[Decimal | None]) -> str:
     return "[" + ",".join("null" if v is None else str(v) for v in version) + "]"
 
@@ -138,16 +145,8 @@ class Stage:
         """
         if not rows:
             return
-        if self.is_pg:
-            versions = "".join(
-                f", (r.version_values->>{i})::numeric" for i in range(self.version_count)
-            )
-            ph = "%s"
-        else:
-            versions = "".join(
-                f", json_extract(r.version_values, '$[{i}]')" for i in range(self.version_count)
-            )
-            ph = "?"
+        versions = "".join(f", {_stored_version(self.is_pg, i)}" for i in range(self.version_count))
+        ph = "%s" if self.is_pg else "?"
         vcols = "".join(f", {v}" for v in self.versions)
         params = []
         for row_id, seq, line, completion in rows:
@@ -342,11 +341,6 @@ class Merge:
         result = self.conn.execute(text(sql), self._params(**extra))
         return int(result.rowcount or 0)
 
-    def _stored_version(self, i: int) -> str:
-        if self.is_pg:
-            return f"(r.version_values->>{i})::numeric"
-        return f"json_extract(r.version_values, '$[{i}]')"
-
     def lock_dashboard(self) -> None:
         """Runs of one dashboard apply one at a time (SQLite: the write lock already does)."""
         if self.is_pg:
@@ -389,7 +383,7 @@ class Merge:
         ``validate.compare_versions``.
         """
         s = stage.name
-        stored = [self._stored_version(i) for i in range(stage.version_count)]
+        stored = [_stored_version(self.is_pg, i) for i in range(stage.version_count)]
         terms = []
         for i in range(stage.version_count):
             equal_before = [
