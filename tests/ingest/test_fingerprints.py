@@ -16,12 +16,16 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.dashboards.presets import production_schedule_schema
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest import fingerprints as fp_module
+from csvboard.ingest.parse import Record
 from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.validate import RowValidator
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
@@ -117,6 +121,198 @@ def test_an_unchanged_reingest_stages_no_row(harness: Harness, staged_rows: list
     assert out.summary["retired"] == 0
     assert sum(staged_rows) == 0  # nothing staged: the merge has nothing to walk
     assert items(harness, out.run_id) == []
+
+
+# -- record hashes: a known line is not even validated ---------------------------------------
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Line numbers RowValidator.validate was called for."""
+    lines: list[int] = []
+    real = RowValidator.validate
+
+    def counting(validator: RowValidator, record: Record) -> Any:
+        lines.append(record.line)
+        return real(validator, record)
+
+    monkeypatch.setattr(RowValidator, "validate", counting)
+    return lines
+
+
+def record_hashes(h: Harness, board: CsvDashboard) -> dict[str, str | None]:
+    with h.read() as s:
+        rows = s.scalars(
+            select(CsvDashboardRow).where(CsvDashboardRow.csv_dashboard_id == board.id)
+        )
+        return {r.row_key: r.record_hash for r in rows}
+
+
+def forget_record_hashes(h: Harness, board: CsvDashboard) -> None:
+    """As rows stored before the column existed."""
+    with h.engine.begin() as conn:
+        conn.execute(
+            update(CsvDashboardRow)
+            .where(CsvDashboardRow.csv_dashboard_id == board.id)
+            .values(record_hash=None)
+        )
+
+
+def test_an_unchanged_reingest_validates_no_line(harness: Harness, validated: list[int]) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert sorted(validated) == [2, 3, 4]  # a first ingest validates every line
+    first = record_hashes(harness, board)
+    assert all(h is not None and len(h) == 32 for h in first.values())
+    assert len(set(first.values())) == 3
+    validated.clear()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.summary["unchanged"] == 3 and out.summary["unchanged_not_validated"] == 3
+    assert validated == []
+    assert record_hashes(harness, board) == first
+
+
+def test_a_changed_line_is_validated_and_its_new_record_hash_stored(
+    harness: Harness, validated: list[int]
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    before = record_hashes(harness, board)
+    validated.clear()
+    changed = [BASE[0].replace("部品", "部品B"), *BASE[1:]]
+    out = harness.ingest(board, csv_text(*changed), kind="official_ingestion")
+    assert out.summary["updated"] == 1 and out.summary["unchanged_not_validated"] == 2
+    assert validated == [2]
+    after = record_hashes(harness, board)
+    key = json.dumps(list(KEY), ensure_ascii=False, separators=(",", ":"))
+    assert after[key] != before[key] and after[key] is not None
+    assert {k: v for k, v in after.items() if k != key} == {
+        k: v for k, v in before.items() if k != key
+    }
+
+
+def test_rows_without_record_hash_are_matched_by_data_and_get_one(
+    harness: Harness, validated: list[int], staged_rows: list[int]
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    first = record_hashes(harness, board)
+    forget_record_hashes(harness, board)
+    validated.clear()
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    # Validated (the record hashes are unknown), still not staged, and hashed after the commit.
+    assert out.summary["unchanged_not_staged"] == 3
+    assert out.summary["unchanged_not_validated"] == 0
+    assert sorted(validated) == [2, 3, 4] and sum(staged_rows) == 0
+    assert record_hashes(harness, board) == first
+    validated.clear()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.summary["unchanged_not_validated"] == 3 and validated == []
+
+
+def test_a_new_header_order_or_spacing_rehashes_the_records(
+    harness: Harness, validated: list[int]
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    first = record_hashes(harness, board)
+    # The same rows, two columns swapped: another context, so other record hashes.
+    header = SCHEDULE_HEADER.split(",")
+    swapped_header = ",".join([header[1], header[0], *header[2:]])
+
+    def swap(line: str) -> str:
+        cells = line.split(",")
+        return ",".join([cells[1], cells[0], *cells[2:]])
+
+    swapped = "\r\n".join([swapped_header, *map(swap, BASE)]) + "\r\n"
+    validated.clear()
+    out = harness.ingest(board, swapped, kind="official_ingestion")
+    assert out.summary["unchanged"] == 3 and out.summary["unchanged_not_validated"] == 0
+    second = record_hashes(harness, board)
+    assert set(second) == set(first) and not set(second.values()) & set(first.values())
+    validated.clear()
+    out = harness.ingest(board, swapped, kind="official_ingestion")
+    assert out.summary["unchanged_not_validated"] == 3 and validated == []
+    # A cell padded with spaces: the same row (validation strips), another record.
+    padded = [BASE[0].replace("部品", " 部品 "), *BASE[1:]]
+    out = harness.ingest(board, csv_text(*padded), kind="official_ingestion")
+    assert out.summary["unchanged"] == 3 and out.summary["unchanged_not_validated"] == 0
+    validated.clear()
+    out = harness.ingest(board, csv_text(*padded), kind="official_ingestion")
+    assert out.summary["unchanged_not_validated"] == 3 and validated == []
+
+
+def test_a_record_hash_is_not_written_to_a_row_changed_meanwhile(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    forget_record_hashes(harness, board)
+    key = json.dumps(list(KEY), ensure_ascii=False, separators=(",", ":"))
+    real = fp_module.Fingerprints.write_record_hashes
+
+    def after_a_concurrent_change(fp: fp_module.Fingerprints) -> int:
+        # Another run rewrote one row between this run's commit and the hashes' write.
+        with harness.engine.begin() as conn:
+            conn.execute(
+                update(CsvDashboardRow)
+                .where(CsvDashboardRow.csv_dashboard_id == board.id)
+                .where(CsvDashboardRow.row_key == key)
+                .values(data_hash="f" * 64)
+            )
+        return real(fp)
+
+    monkeypatch.setattr(fp_module.Fingerprints, "write_record_hashes", after_a_concurrent_change)
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    hashes = record_hashes(harness, board)
+    assert hashes[key] is None
+    assert all(v is not None for k, v in hashes.items() if k != key)
+
+
+def test_a_failed_record_hash_write_does_not_fail_the_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    forget_record_hashes(harness, board)
+
+    def refused(fp: fp_module.Fingerprints) -> int:
+        raise OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(fp_module.Fingerprints, "write_record_hashes", refused)
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED and out.summary["unchanged"] == 3
+    assert set(record_hashes(harness, board).values()) == {None}
+    monkeypatch.undo()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")  # hashes them now
+    assert out.summary["unchanged_not_validated"] == 0
+    assert None not in set(record_hashes(harness, board).values())
+
+
+def test_record_hash_length_is_checked_by_the_database(harness: Harness) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    with pytest.raises(IntegrityError), harness.engine.begin() as conn:
+        conn.execute(
+            update(CsvDashboardRow)
+            .where(CsvDashboardRow.csv_dashboard_id == board.id)
+            .values(record_hash="0" * 31)
+        )
+
+
+def test_record_hasher_separates_cells_context_and_width() -> None:
+    schema = production_schedule_schema()
+    header = SCHEDULE_HEADER.split(",")
+    hasher = fp_module.RecordHasher(schema, header, "Asia/Tokyo")
+    cells = BASE[0].split(",")
+    assert hasher.digest(cells) == hasher.digest(list(cells))
+    assert hasher.digest(cells[:-1]) is None and hasher.digest([*cells, ""]) is None
+    moved = [cells[0] + cells[1], "", *cells[2:]]  # the same characters, split elsewhere
+    assert hasher.digest(moved) != hasher.digest(cells)
+    assert fp_module.RecordHasher(schema, header, "UTC").digest(cells) != hasher.digest(cells)
+    assert fp_module.RecordHasher(schema, [h.lower() for h in header], "Asia/Tokyo").digest(
+        cells
+    ) != hasher.digest(cells)
 
 
 def test_only_changed_and_new_rows_are_staged_and_absent_ones_retire(
@@ -260,7 +456,8 @@ _official_line = st.builds(
     ),
     st.sampled_from(_KEYS),
     st.sampled_from([1000000001, 1000000002]),
-    st.sampled_from(["甲", "乙"]),
+    # " 甲" is 甲 once validated: the same row from another record.
+    st.sampled_from(["甲", "乙", " 甲"]),
     st.sampled_from(["", "完了"]),
     st.sampled_from(["", "2026/1/1 10:00", "2026/1/2 10:00"]),
 )  # fmt: skip
@@ -284,6 +481,8 @@ _run = st.one_of(
     # The last official file again (so rows are unchanged), with up to two lines added
     # anywhere (new rows, newer orders or repeats of the same step).
     st.tuples(st.just("again"), st.lists(st.tuples(st.integers(0, 7), _official_line), max_size=2)),
+    # Rows stored before record hashes existed (or by an older validation code).
+    st.tuples(st.just("forget_record_hashes"), st.just([])),
 )
 
 
@@ -297,7 +496,13 @@ def _comparable(out: RunOutcome) -> tuple[Any, ...]:
     summary = {
         k: v
         for k, v in out.summary.items()
-        if k not in ("duration_seconds", "lock_seconds", "unchanged_not_staged")
+        if k
+        not in (
+            "duration_seconds",
+            "lock_seconds",
+            "unchanged_not_staged",
+            "unchanged_not_validated",
+        )
     }
     return out.status, out.counts, out.error_code, summary
 
@@ -330,6 +535,14 @@ def test_fingerprints_change_no_outcome(
         patch.setattr(fp_module.Fingerprints, "load", staticmethod(load))
         last: list[str] = []
         for kind, spec in runs:
+            if kind == "forget_record_hashes":
+                with harness.engine.begin() as conn:
+                    conn.execute(
+                        update(CsvDashboardRow)
+                        .where(CsvDashboardRow.csv_dashboard_id == fast.id)
+                        .values(record_hash=None)
+                    )
+                continue
             if kind == "again":
                 kind, lines = "official_ingestion", list(last)
                 for at, line in spec:

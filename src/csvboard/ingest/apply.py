@@ -66,6 +66,19 @@ def _version_json(version: Sequence[Decimal | None]) -> str:
     return "[" + ",".join("null" if v is None else str(v) for v in version) + "]"
 
 
+def lock_dashboard(conn: Connection, dashboard_id: uuid.UUID) -> None:
+    """Writes to one dashboard's rows, in the caller's transaction, one at a time.
+
+    PostgreSQL: an advisory lock until the transaction ends; SQLite: the write lock already
+    serialises them.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"csvboard:dashboard:{dashboard_id}"},
+        )
+
+
 @dataclass
 class Stage:
     """A run's staging table for one role (official rows or appearance supplements)."""
@@ -94,7 +107,7 @@ class Stage:
     def columns(self) -> list[str]:
         return [
             "seq", "source_id", "feed_id", "line", "row_key", "row_data", "data_hash",
-            "vjson", *self.versions, "occurred_at", "completion", "outcome",
+            "vjson", *self.versions, "occurred_at", "completion", "record_hash", "outcome",
             "reason", "message",
         ]  # fmt: skip
 
@@ -109,7 +122,7 @@ class Stage:
             f"CREATE TEMPORARY TABLE {self.name} ("
             f"seq integer PRIMARY KEY, source_id {uid}, feed_id {uid}, line integer NOT NULL,"
             f" row_key text, row_data {js}, data_hash text, vjson {js}{versions},"
-            f" occurred_at {ts}, completion {boolean}, outcome text,"
+            f" occurred_at {ts}, completion {boolean}, record_hash text, outcome text,"
             f" reason text, message text, row_id {uid})"
         )
 
@@ -158,9 +171,9 @@ class Stage:
         try:
             cursor.executemany(
                 f"INSERT INTO {self.name} (seq, source_id, feed_id, line, row_key, row_data,"
-                f" data_hash, vjson{vcols}, occurred_at, completion)"
+                f" data_hash, vjson{vcols}, occurred_at, completion, record_hash)"
                 f" SELECT {ph}, {ph}, {ph}, {ph}, r.row_key, r.row_data, r.data_hash,"
-                f" r.version_values{versions}, r.occurred_at, {ph}"
+                f" r.version_values{versions}, r.occurred_at, {ph}, r.record_hash"
                 f" FROM csv_dashboard_rows r WHERE r.id = {ph}",
                 params,
             )
@@ -187,14 +200,14 @@ class Stage:
             )
         return len(ids)
 
-    def add_valid(self, row: ValidRow) -> None:
+    def add_valid(self, row: ValidRow, record_hash: str | None = None) -> None:
         self._seq += 1
         self._buffer.append(
             (
                 self._seq, self._source, self._feed, row.line, row.row_key,
                 compact_json(row.row_data), row.data_hash, _version_json(row.version),
                 *(self._num(v) for v in row.version), self._ts(row.occurred_at),
-                self._bool(row.completion), None, None, None,
+                self._bool(row.completion), record_hash, None, None, None,
             )
         )  # fmt: skip
 
@@ -205,7 +218,7 @@ class Stage:
                 self._seq, self._source, self._feed, row.line, row.row_key,
                 compact_json(row.supplement), row.data_hash, None,
                 *([None] * self.version_count), None, self._bool(row.completion), None, None,
-                None,
+                None, None,
             )
         )  # fmt: skip
 
@@ -214,7 +227,7 @@ class Stage:
         self._buffer.append(
             (
                 self._seq, self._source, self._feed, row.line, row.row_key,
-                None, None, None, *([None] * self.version_count), None, None, FAILED,
+                None, None, None, *([None] * self.version_count), None, None, None, FAILED,
                 row.reason_code, row.message,
             )
         )  # fmt: skip
@@ -245,9 +258,14 @@ class Stage:
         if self._has_candidates:
             self.conn.exec_driver_sql(f"ANALYZE {self.candidates}")
 
+    @property
+    def record_hashes(self) -> str:
+        """The table of record hashes to write after the commit (see fingerprints)."""
+        return f"{self.name}_rh"
+
     def drop(self) -> None:
-        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.name}")
-        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.candidates}")
+        for table in (self.name, self.candidates, self.record_hashes):
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
     @property
     def staged(self) -> int:
@@ -342,12 +360,7 @@ class Merge:
         return int(result.rowcount or 0)
 
     def lock_dashboard(self) -> None:
-        """Runs of one dashboard apply one at a time (SQLite: the write lock already does)."""
-        if self.is_pg:
-            self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"csvboard:dashboard:{self.ctx.dashboard_id}"},
-            )
+        lock_dashboard(self.conn, self.ctx.dashboard_id)
 
     # -- matching ------------------------------------------------------------------------
     def match(self, stage: Stage, *, settle: Sequence[tuple[str, str]] = ()) -> None:
@@ -445,10 +458,11 @@ class Merge:
         empty = "'{}'::jsonb" if self.is_pg else "'{}'"
         insert = (
             "INSERT INTO csv_dashboard_rows (id, csv_dashboard_id, row_key, is_dedup, row_data,"
-            " supplement_data, data_hash, version_values, occurred_at, is_active, retired_at,"
-            " first_run_id, last_changed_run_id, created_at, updated_at)"
+            " supplement_data, data_hash, record_hash, version_values, occurred_at, is_active,"
+            " retired_at, first_run_id, last_changed_run_id, created_at, updated_at)"
             f" SELECT row_id, :dash, row_key, {'true' if self.ctx.dedup else 'false'}, row_data,"
-            f" {empty}, data_hash, vjson, occurred_at, true, NULL, :run, :run, :now, :now"
+            f" {empty}, data_hash, record_hash, vjson, occurred_at, true, NULL, :run, :run,"
+            " :now, :now"
             f" FROM {s} WHERE outcome IN ('new', 'updated')"
         )
         if not self.ctx.dedup:
@@ -456,7 +470,8 @@ class Merge:
         return self._exec(
             insert + " ON CONFLICT (csv_dashboard_id, row_key) WHERE is_dedup DO UPDATE SET"
             " row_data = excluded.row_data, data_hash = excluded.data_hash,"
-            " version_values = excluded.version_values, occurred_at = excluded.occurred_at,"
+            " record_hash = excluded.record_hash, version_values = excluded.version_values,"
+            " occurred_at = excluded.occurred_at,"
             " is_active = true, retired_at = NULL,"
             " last_changed_run_id = excluded.last_changed_run_id,"
             " updated_at = excluded.updated_at"

@@ -48,7 +48,7 @@ from csvboard.ingest.apply import (
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.failpoints import failpoint
-from csvboard.ingest.fingerprints import Fingerprints, FingerprintsOutdated
+from csvboard.ingest.fingerprints import Fingerprints, FingerprintsOutdated, RecordHasher
 from csvboard.ingest.parse import (
     Record,
     RecordError,
@@ -367,7 +367,10 @@ class RunExecutor:
             if feed is None:
                 raise RunError("FEED_MISSING", f"{source.file_name}: its feed no longer exists")
             if source.role == TargetType.OFFICIAL.value:
-                self._stage_source(conn, official, source, feed, schema, fingerprints)
+                self._stage_source(
+                    conn, official, source, feed, schema, fingerprints,
+                    hash_records=schema.ingest_mode == "DEDUP",
+                )  # fmt: skip
             else:
                 self._stage_source(conn, appearance, source, feed, schema, None)
 
@@ -407,6 +410,7 @@ class RunExecutor:
         summary: dict[str, Any] = {"duplicates_excluded": duplicates}
         if fingerprints is not None:
             summary["unchanged_not_staged"] = fingerprints.unchanged_rows
+            summary["unchanged_not_validated"] = fingerprints.matched_by_record
         if self.tally.target and self.tally.failed == self.tally.target:
             # Every row rejected: nothing to apply; the items explain why.
             for stage in stages:
@@ -457,7 +461,24 @@ class RunExecutor:
             retired=retired,
         )
         success = self.tally.target - self.tally.failed
-        return self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
+        done = self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
+        if fingerprints is not None and fingerprints.rewrites:
+            self._write_record_hashes(conn, fingerprints)
+        return done
+
+    def _write_record_hashes(self, conn: Any, fingerprints: Fingerprints) -> None:
+        """After the commit: a failure costs the next re-ingest's speed, not the run."""
+        started = time.monotonic()
+        try:
+            written = fingerprints.write_record_hashes()
+        except SQLAlchemyError as exc:
+            self._rollback(conn)
+            self.log.warning("record_hashes_not_written", error=exc.__class__.__name__)
+            return
+        self.log.info(
+            "record_hashes_written", rows=written, of=fingerprints.rewrites,
+            seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
 
     def _finish(
         self,
@@ -508,11 +529,14 @@ class RunExecutor:
         feed: CsvDashboardFeed,
         schema: DashboardSchema,
         fingerprints: Fingerprints | None,
+        *,
+        hash_records: bool = False,
     ) -> None:
         """Parse and validate one file into ``stage``.
 
         With ``fingerprints``, a valid row that would leave its stored row unchanged is only
-        counted (and remembered by position), not staged.
+        counted (and remembered by position), not staged; one whose record hash is stored is
+        not even validated. ``hash_records``: staged rows carry their record hash.
         """
         if not source.stored_path or not Path(source.stored_path).is_file():
             raise RunError(
@@ -523,6 +547,7 @@ class RunExecutor:
         self._record_encoding(source.id, codec)
         appearance = stage.role == TargetType.APPEARANCE.value
         validator: RowValidator | AppearanceValidator | None = None
+        hasher: RecordHasher | None = None
         stage.begin_source(source.id, feed.id)
         conn.begin()
         with open_text(path, codec) as stream:
@@ -531,36 +556,70 @@ class RunExecutor:
                     if isinstance(record, RecordError):
                         raise RunError("HEADER_MISMATCH", f"{source.file_name}: {record.message}")
                     validator = self._validator(record, schema, feed, source.file_name, appearance)
+                    if hash_records and isinstance(validator, RowValidator):
+                        hasher = RecordHasher(schema, record.cells, str(self.settings.timezone))
                     continue
                 self.tally.target += 1
                 if self.tally.target == BATCH_ROWS // 2:
                     failpoint("parse")  # rows read and validated, none staged yet
-                result = (
-                    validator.validate(record)
-                    if isinstance(record, Record)
-                    else reject_record_error(record)
-                )
-                if isinstance(result, RejectedRow):
-                    self.tally.failed += 1
-                    stage.add_rejected(result)
-                elif isinstance(result, SupplementRow):
-                    stage.add_supplement(result)
-                elif fingerprints is None:
-                    stage.add_valid(result)
-                elif fingerprints.claim(
-                    result.data_hash, result.completion, result.line, stage.staged + 1
+                record_hash = None
+                if hasher is not None and isinstance(record, Record):
+                    record_hash = hasher.digest(record.cells)
+                if (
+                    fingerprints is not None
+                    and record_hash is not None
+                    and isinstance(record, Record)
+                    and self._take_known_record(fingerprints, validator, record, record_hash, stage)
                 ):
                     stage.skip()
                 else:
-                    stage.add_valid(result)
+                    result = (
+                        validator.validate(record)
+                        if isinstance(record, Record)
+                        else reject_record_error(record)
+                    )
+                    if isinstance(result, RejectedRow):
+                        self.tally.failed += 1
+                        stage.add_rejected(result)
+                    elif isinstance(result, SupplementRow):
+                        stage.add_supplement(result)
+                    elif fingerprints is not None and fingerprints.claim(
+                        result.data_hash, result.completion, result.line, stage.staged + 1,
+                        record_hash,
+                    ):  # fmt: skip
+                        stage.skip()
+                    else:
+                        stage.add_valid(result, record_hash.hex() if record_hash else None)
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
+                    if fingerprints is not None:
+                        fingerprints.flush_rewrites(stage)
                     conn.commit()
                     failpoint("stage")  # a batch in the staging table
                     self._checkpoint()
                     conn.begin()
         stage.flush()
+        if fingerprints is not None:
+            fingerprints.flush_rewrites(stage)
         conn.commit()
+
+    @staticmethod
+    def _take_known_record(
+        fingerprints: Fingerprints,
+        validator: RowValidator | AppearanceValidator,
+        record: Record,
+        record_hash: bytes,
+        stage: Stage,
+    ) -> bool:
+        """Is this line the very record an unchanged stored row was written from?"""
+        s = fingerprints.find_record(record_hash)
+        if s < 0 or not isinstance(validator, RowValidator):
+            return False
+        try:
+            completion = validator.completion_of(record.cells)
+        except ValueError:
+            return False
+        return fingerprints.take(s, completion, record.line, stage.staged + 1)
 
     def _validator(
         self,
