@@ -1,0 +1,54 @@
+"""Migration 0005 (record hashes) up and down, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import command
+from sqlalchemy import Engine, inspect
+
+from csvboard.db.engine import make_engine
+from csvboard.db.migrate import alembic_config, current_revision
+
+
+def _index_names(engine: Engine) -> list[str]:
+    # From the catalogue: the inspector skips SQLite's expression indexes (the schedule one).
+    sql = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'csv_dashboard_rows'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT name FROM sqlite_master WHERE type = 'index'"
+        " AND tbl_name = 'csv_dashboard_rows'"
+    )
+    with engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(sql).scalars())
+
+
+def _rows_table(url: str) -> dict[str, Any]:
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return {
+            "columns": [c["name"] for c in found.get_columns("csv_dashboard_rows")],
+            "indexes": _index_names(engine),
+            "checks": sorted(
+                c["name"] or "" for c in found.get_check_constraints("csv_dashboard_rows")
+            ),
+        }
+    finally:
+        engine.dispose()
+
+
+def test_record_hash_migration_goes_down_to_0004_and_up_again(db_url: str) -> None:
+    head = _rows_table(db_url)
+    assert "record_hash" in head["columns"]
+    assert "ck_csv_dashboard_rows_record_hash_length" in head["checks"]
+    assert "ix_csv_dashboard_rows_schedule_order" in head["indexes"]
+    command.downgrade(alembic_config(db_url), "0004")
+    assert current_revision(db_url) == "0004"
+    down = _rows_table(db_url)
+    assert down["columns"] == [c for c in head["columns"] if c != "record_hash"]
+    assert down["checks"] == [c for c in head["checks"] if "record_hash" not in c]
+    # The schedule index of 0004 survives (SQLite's batch copy of the table would drop it).
+    assert down["indexes"] == head["indexes"]
+    command.upgrade(alembic_config(db_url), "head")
+    assert _rows_table(db_url) == head
