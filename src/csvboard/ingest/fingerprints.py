@@ -2,9 +2,9 @@
 
 Before the official file of a DEDUP dashboard is parsed, the run reads the data hash and the
 external completion and id of every active stored row into an open-addressing hash table in
-one flat array (about 53 bytes a row, no Python object per row). A parsed row whose hash and
-completion equal a stored row's would end ``unchanged``: the hash covers the row data and the
-completion cell, the row key is a function of the data, and an equal hash means equal
+one flat array (about 75 bytes a row with the record-hash index below, no Python object per
+row). A parsed row whose hash and completion equal a stored row's would end ``unchanged``: the
+hash covers the row data and the completion cell, the row key is a function of the data, and an equal hash means equal
 versions, so it cannot be stale. Such a row is counted and remembered by position (line,
 staging sequence), not staged. Only rows that may change something go to staging and through
 the SQL merge — on SQLite, the write lock is then held about as long as the number of changed
@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     from csvboard.ingest.apply import Stage
 
 # Above this many stored rows the table is not built and the run stages every row instead, so
-# memory stays bounded whatever the dashboard's size: at the limit the table is 64 MB, plus
-# 38 MB while it is being filled.
+# memory stays bounded whatever the dashboard's size: at the limit the two indexes are 90 MB
+# (75 bytes a row), filled in one pass with no buffer beside them.
 MAX_STORED_ROWS = 1_200_000
 _LOAD_FACTOR = 0.75
 _FETCH_ROWS = 20_000
@@ -193,52 +193,53 @@ class Fingerprints:
         Runs in the caller's (read) transaction. The committed-run count is read first, so a
         run committing while the rows are read makes the table outdated, never wrong.
         """
-        empty = cls(conn, dashboard_id, with_completion=with_completion, committed_runs=0, rows=0)
-        committed = empty._committed_runs()
-        # Words first, table after: its size follows the row count without a count query.
-        words = array("Q")
-        add = words.append
-        as_int = (lambda i: i.int) if empty.is_pg else (lambda i: int(i, 16))
-        for data_hash, row_id, record_hash in empty._query(
-            f"SELECT r.data_hash, r.id, r.record_hash FROM csv_dashboard_rows r WHERE {cls._ACTIVE}"
-        ):
-            add(hash(data_hash) & _LOW_64 or 1)
-            add(int(data_hash[:15], 16) << 1)
-            i = as_int(row_id)
-            add(i >> 64)
-            add(i & _LOW_64)
-            if record_hash is None:
-                add(0)
-                add(0)
-            else:
-                add(int(record_hash[:16], 16) or 1)
-                add(int(record_hash[16:24], 16))
-            if len(words) > 6 * MAX_STORED_ROWS:
-                return None
-        if not words:
+        reader = cls(conn, dashboard_id, with_completion=with_completion, committed_runs=0, rows=0)
+        committed = reader._committed_runs()
+        # Sized by a count from the index (an upper bound: any active row of the dashboard),
+        # then filled in one pass over the rows.
+        bound = int(
+            next(
+                reader._query(
+                    "SELECT count(*) FROM csv_dashboard_rows r"
+                    " WHERE r.csv_dashboard_id = ? AND r.is_active"
+                )
+            )[0]
+        )
+        if not bound or bound > MAX_STORED_ROWS:
             return None
         fp = cls(
             conn, dashboard_id, with_completion=with_completion, committed_runs=committed,
-            rows=len(words) // 6,
+            rows=bound,
         )  # fmt: skip
         table, records, size = fp.table, fp.records, fp.size
         end, records_end = _WORDS * size, 2 * size
-        for i in range(0, len(words), 6):
-            probe = words[i]
+        as_int = (lambda i: i.int) if fp.is_pg else (lambda i: int(i, 16))
+        rows = 0
+        for data_hash, row_id, record_hash in fp._query(
+            f"SELECT r.data_hash, r.id, r.record_hash FROM csv_dashboard_rows r WHERE {cls._ACTIVE}"
+        ):
+            rows += 1
+            if rows > bound:  # PostgreSQL: rows committed since the count
+                raise FingerprintsOutdated()
+            probe = hash(data_hash) & _LOW_64 or 1
             s = probe % size * _WORDS
             while table[s]:
                 s = s + _WORDS if s + _WORDS < end else 0
             table[s] = probe
-            table[s + 1] = words[i + 1]
-            table[s + 3] = words[i + 2]
-            table[s + 4] = words[i + 3]
-            if probe := words[i + 4]:
+            table[s + 1] = int(data_hash[:15], 16) << 1
+            i = as_int(row_id)
+            table[s + 3] = i >> 64
+            table[s + 4] = i & _LOW_64
+            if record_hash is not None:
+                probe = int(record_hash[:16], 16) or 1
                 r = probe % size * 2
                 while records[r]:
                     r = r + 2 if r + 2 < records_end else 0
                 records[r] = probe
-                records[r + 1] = words[i + 5] << 32 | s // _WORDS
-        del words
+                records[r + 1] = int(record_hash[16:24], 16) << 32 | s // _WORDS
+        if not rows:
+            return None
+        fp.rows = rows
         if with_completion:
             # From the completion records (SQLite: CROSS JOIN keeps that order, rather than
             # visiting every row to look for a record).
