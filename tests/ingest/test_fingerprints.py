@@ -313,6 +313,13 @@ def test_record_hasher_separates_cells_context_and_width() -> None:
     assert fp_module.RecordHasher(schema, [h.lower() for h in header], "Asia/Tokyo").digest(
         cells
     ) != hasher.digest(cells)
+    digest = hasher.digest(cells)
+    assert digest is not None
+    done, open_ = (fp_module.RecordHasher.stored(digest, c) for c in (True, False))
+    # The completion the record gives is the last bit; the 96 bits the table compares stay.
+    assert done[:31] == open_[:31] == digest.hex()[:31] and done != open_
+    assert (int(done[31], 16) & 1, int(open_[31], 16) & 1) == (1, 0)
+    assert fp_module.RecordHasher.stored(digest, None) == open_
 
 
 def test_only_changed_and_new_rows_are_staged_and_absent_ones_retire(
@@ -394,6 +401,27 @@ def test_above_the_size_limit_a_run_stages_every_row(
     assert "unchanged_not_staged" not in out.summary
     assert sum(staged_rows) == 2
     assert (out.summary["unchanged"], out.summary["retired"]) == (2, 1)
+
+
+def test_more_rows_than_counted_restage_instead_of_overfilling_the_table(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, staged_rows: list[int]
+) -> None:
+    """PostgreSQL reads the count and the rows in two statements; a commit between them."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    real = fp_module.Fingerprints._query
+
+    def undercounted(fp: fp_module.Fingerprints, sql: str) -> Iterator[tuple[Any, ...]]:
+        if sql.startswith("SELECT count(*) FROM csv_dashboard_rows"):
+            return iter([(2,)])  # the table sized for 2 rows; 3 arrive
+        return real(fp, sql)
+
+    monkeypatch.setattr(fp_module.Fingerprints, "_query", undercounted)
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    assert "unchanged_not_staged" not in out.summary and sum(staged_rows) == 3
+    assert (out.summary["unchanged"], out.counts.target) == (3, 3)
 
 
 def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: Harness) -> None:

@@ -1,14 +1,14 @@
 """Recognise unchanged rows while parsing, so an unchanged re-ingest stages (almost) nothing.
 
 Before the official file of a DEDUP dashboard is parsed, the run reads the data hash and the
-external completion and id of every active stored row into an open-addressing hash table in
-one flat array (about 75 bytes a row with the record-hash index below, no Python object per
-row). A parsed row whose hash and completion equal a stored row's would end ``unchanged``: the
-hash covers the row data and the completion cell, the row key is a function of the data, and an equal hash means equal
-versions, so it cannot be stale. Such a row is counted and remembered by position (line,
-staging sequence), not staged. Only rows that may change something go to staging and through
-the SQL merge — on SQLite, the write lock is then held about as long as the number of changed
-rows needs (SPEC 3).
+external completion and id of every active stored row into an open-addressing hash table in one
+flat array (about 75 bytes a row with the record-hash index below, no Python object per row). A
+parsed row whose hash and completion equal a stored row's would end ``unchanged``: the hash
+covers the row data and the completion cell, the row key is a function of the data, and an
+equal hash means equal versions, so it cannot be stale. Such a row is counted and remembered by
+position (line, staging sequence), not staged. Only rows that may change something go to
+staging and through the SQL merge — on SQLite, the write lock is then held about as long as the
+number of changed rows needs (SPEC 3).
 
 Three things keep the result identical to staging every row (a property test compares both):
 
@@ -24,16 +24,16 @@ Three things keep the result identical to staging every row (a property test com
   (:class:`FingerprintsOutdated`).
 
 Recognising a line before validating it: validation is most of the cost of reading a file
-(about 16 of 19 s for a million lines; splitting them is 2.6 s). Each stored row keeps the
-hash of the CSV record it was written from (``record_hash``, keyed by the file's context:
-schema, header, time zone and the validation code itself, see :class:`RecordHasher`). The
-table has a second index, by record hash, so a line whose record hash is stored is matched
-without being validated — only its completion cell is read. A line whose record hash is not
-known (rows stored before the column existed, a file with a new header, or a cell that
-differs only in spaces) is validated and matched by data hash as before; its record hash is
-then written to the stored row after the run commits (:meth:`Fingerprints.write_record_hashes`,
-guarded by the data hash, so it is never attached to other data), and the next re-ingest
-finds it by record hash.
+(about 16 of 19 s for a million lines; splitting them is 2.6 s). Each stored row keeps the hash
+of the CSV record it was written from (``record_hash``, keyed by the file's context: schema,
+header, time zone and the validation code itself, see :class:`RecordHasher`). The table has a
+second index, by record hash, so a line whose record hash is stored is matched without being
+validated or any cell read (the completion it gives is a bit of the stored hash). A line whose
+record hash is not known (rows stored before the column existed, a file with a new header, or a
+cell that differs only in spaces) is validated and matched by data hash as before; its record
+hash is then written to the stored row after the run commits
+(:meth:`Fingerprints.write_record_hashes`, guarded by the data hash, so it is never attached to
+other data), and the next re-ingest finds it by record hash.
 
 A flat table, not a dict: a dict of a million int keys costs about 100 MB here, and a probe
 of the table reads one cache line (the words of a slot sit together; binary search over
@@ -42,6 +42,8 @@ on another cache line, was slower than linear probing). A slot is found by Pytho
 string hash of the hex digest (SipHash, keyed per process, never stored) and confirmed by 60
 other bits, the first of the sha256; bit 0 of that check word is the stored completion. The
 chance that a changed row passes for unchanged is about rows² / 2¹²⁴ — below 10⁻²³ at 10⁷.
+The record-hash index compares 96 bits of the BLAKE2b (two words a slot): rows² / 2⁹⁷, below
+10⁻¹⁵ at 10⁷.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ _WORDS = 5
 _LOW_64 = (1 << 64) - 1
 _MAX_LINE = (1 << 32) - 1
 _MAX_SEQ = (1 << 31) - 1
-_LOW_32 = (1 << 32) - 1
+_SLOT_MASK = (1 << 31) - 1
 # Bump when a record could become a different row without the code below changing (the
 # validation modules' own text is part of the key anyway).
 RECORD_HASH_VERSION = 1
@@ -110,6 +112,15 @@ class RecordHasher:
         )  # fmt: skip
         self._key = hashlib.blake2b(context.encode(), digest_size=32).digest()
         self._width = len(header)
+
+    @staticmethod
+    def stored(digest: bytes, completion: bool | None) -> str:
+        """The record hash as stored: the digest, its last bit the completion the record gives.
+
+        So a re-ingest knows a record's completion without reading its cell. (The bit is not
+        among the 96 that identify a record in the table.)
+        """
+        return (digest[:15] + bytes([digest[15] & 0xFE | (1 if completion else 0)])).hex()
 
     def digest(self, cells: list[str]) -> bytes | None:
         if len(cells) != self._width:
@@ -152,7 +163,7 @@ class Fingerprints:
         self.size = int(rows / _LOAD_FACTOR) + 1
         self.table = array("Q", bytes(8 * _WORDS * self.size))
         # Second index, by record hash: slot pairs (64 bits of the hash; 32 more << 32 | the
-        # number of the row's slot in ``table``).
+        # record's own completion << 31 | the number of the row's slot in ``table``).
         self.records = array("Q", bytes(8 * 2 * self.size))
         self.matched = 0  # stored rows a skipped file row matched
         self.matched_by_record = 0  # of those, recognised by record hash (not validated)
@@ -236,7 +247,11 @@ class Fingerprints:
                 while records[r]:
                     r = r + 2 if r + 2 < records_end else 0
                 records[r] = probe
-                records[r + 1] = int(record_hash[16:24], 16) << 32 | s // _WORDS
+                records[r + 1] = (
+                    int(record_hash[16:24], 16) << 32
+                    | (int(record_hash[31], 16) & 1) << 31
+                    | s // _WORDS
+                )
         if not rows:
             return None
         fp.rows = rows
@@ -278,38 +293,36 @@ class Fingerprints:
         return -1
 
     # -- matching file rows ----------------------------------------------------------------
-    def find_record(self, record_hash: bytes) -> int:
-        """The slot of the stored row last written from this record, or -1.
+    def take_record(self, record_hash: bytes, line: int, seq: int) -> bool:
+        """True if this line is the record an unchanged stored row was written from.
 
-        Only a lookup: the caller reads the line's completion and then calls :meth:`take`.
+        The stored row is then taken by the line, as in :meth:`claim`: False when another
+        line took it already (a duplicate), or when the completion the record gives (kept in
+        the record hash, see :meth:`RecordHasher.stored`) is not the stored one — the row must
+        then be staged to reset it. No cell is read: an equal record gives an equal row.
         """
         probe = int.from_bytes(record_hash[:8], "big") or 1
         records, size = self.records, self.size
         r = probe % size * 2
         while x := records[r]:
-            if x == probe and records[r + 1] >> 32 == int.from_bytes(record_hash[8:12], "big"):
-                return (records[r + 1] & _LOW_32) * _WORDS
+            if x == probe:
+                word = records[r + 1]
+                if word >> 32 == int.from_bytes(record_hash[8:12], "big"):
+                    s = (word & _SLOT_MASK) * _WORDS
+                    table = self.table
+                    if (
+                        table[s + 1] & 1 != word >> 31 & 1
+                        or table[s + 2]
+                        or line > _MAX_LINE
+                        or seq > _MAX_SEQ
+                    ):
+                        return False
+                    table[s + 2] = seq << 32 | line
+                    self.matched += 1
+                    self.matched_by_record += 1
+                    return True
             r = r + 2 if r + 2 < 2 * size else 0
-        return -1
-
-    def take(self, s: int, completion: bool | None, line: int, seq: int) -> bool:
-        """Let the line (found by :meth:`find_record`) take the stored row of slot ``s``.
-
-        False when the completion differs from the stored one (the row must be staged to
-        reset it) or another line took the row already (a duplicate), as in :meth:`claim`.
-        """
-        table = self.table
-        if (
-            table[s + 1] & 1 != (1 if completion else 0)
-            or table[s + 2]
-            or line > _MAX_LINE
-            or seq > _MAX_SEQ
-        ):
-            return False
-        table[s + 2] = seq << 32 | line
-        self.matched += 1
-        self.matched_by_record += 1
-        return True
+        return False
 
     def claim(
         self,
@@ -325,7 +338,7 @@ class Fingerprints:
         and the first is restored into staging by :meth:`restore_conflicts`. Runs once per
         row of the file, so it is written flat; the check word is parsed only on a probe hit.
         ``record_hash``: the line's, which the stored row did not have (else
-        :meth:`find_record` had found it); written to the row after the commit.
+        :meth:`take_record` had taken it); written to the row after the commit.
         """
         probe = hash(data_hash) & _LOW_64 or 1
         table, size = self.table, self.size
@@ -346,7 +359,7 @@ class Fingerprints:
                             (
                                 uuid.UUID(int=row_id) if self.is_pg else f"{row_id:032x}",
                                 data_hash,
-                                record_hash.hex(),
+                                RecordHasher.stored(record_hash, completion),
                             )
                         )
                     return True

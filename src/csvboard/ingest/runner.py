@@ -568,8 +568,7 @@ class RunExecutor:
                 if (
                     fingerprints is not None
                     and record_hash is not None
-                    and isinstance(record, Record)
-                    and self._take_known_record(fingerprints, validator, record, record_hash, stage)
+                    and fingerprints.take_record(record_hash, record.line, stage.staged + 1)
                 ):
                     stage.skip()
                 else:
@@ -589,7 +588,12 @@ class RunExecutor:
                     ):  # fmt: skip
                         stage.skip()
                     else:
-                        stage.add_valid(result, record_hash.hex() if record_hash else None)
+                        stage.add_valid(
+                            result,
+                            RecordHasher.stored(record_hash, result.completion)
+                            if record_hash
+                            else None,
+                        )
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     if fingerprints is not None:
@@ -602,24 +606,6 @@ class RunExecutor:
         if fingerprints is not None:
             fingerprints.flush_rewrites(stage)
         conn.commit()
-
-    @staticmethod
-    def _take_known_record(
-        fingerprints: Fingerprints,
-        validator: RowValidator | AppearanceValidator,
-        record: Record,
-        record_hash: bytes,
-        stage: Stage,
-    ) -> bool:
-        """Is this line the very record an unchanged stored row was written from?"""
-        s = fingerprints.find_record(record_hash)
-        if s < 0 or not isinstance(validator, RowValidator):
-            return False
-        try:
-            completion = validator.completion_of(record.cells)
-        except ValueError:
-            return False
-        return fingerprints.take(s, completion, record.line, stage.staged + 1)
 
     def _validator(
         self,

@@ -413,20 +413,6 @@ class RowValidator:
                 return None
         return canonical_key(parts)
 
-    def completion_of(self, cells: list[str]) -> bool | None:
-        """The completion :meth:`validate` gives a valid record, reading only that cell.
-
-        For a record already known to be valid (see ingest/fingerprints.py). ValueError if
-        the cell does not validate after all.
-        """
-        if self._completion_idx is None:
-            return None
-        col = self._columns[self._completion_idx]
-        try:
-            return col.check(cells[col.position])[0] in self._completion_values
-        except _Invalid as exc:
-            raise ValueError(exc.detail) from exc
-
     def validate(self, record: Record) -> ValidRow | RejectedRow:
         cells = record.cells
         if len(cells) != self._width:
