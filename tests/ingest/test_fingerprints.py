@@ -637,22 +637,3 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     assert plan[0].startswith(f"SCAN {stage_name}"), plan
     assert not any(step.startswith("SCAN r") or "ix_csv_dashboard_rows" in step for step in plan)
     assert any("uq_csv_dashboard_rows_dedup_key" in step for step in plan), plan
-
-
-def test_sqlite_reads_the_fingerprints_from_the_covering_index_alone(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    """Not every row's JSON: the plan names the covering index (5.3 s -> 1.9 s at 1M rows)."""
-    h = Harness(sqlite_url, tmp_path / "data")
-    try:
-        board = h.dashboard()
-        h.ingest(board, csv_text(*BASE), kind="official_ingestion")
-        with h.engine.connect() as conn:
-            for sql in (fp_module.Fingerprints.COUNT_SQL, fp_module.Fingerprints.ROWS_SQL):
-                plan = " ".join(
-                    str(row[-1])
-                    for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, (board.id.hex,))
-                )
-                assert "COVERING INDEX ix_csv_dashboard_rows_fingerprint" in plan, (sql, plan)
-    finally:
-        h.close()

@@ -194,11 +194,6 @@ class Fingerprints:
             cursor.close()
 
     _ACTIVE = "r.csv_dashboard_id = ? AND r.is_dedup AND r.is_active"
-    # Both read ix_csv_dashboard_rows_fingerprint alone (it covers them).
-    COUNT_SQL = (
-        "SELECT count(*) FROM csv_dashboard_rows r WHERE r.csv_dashboard_id = ? AND r.is_active"
-    )
-    ROWS_SQL = f"SELECT r.data_hash, r.id, r.record_hash FROM csv_dashboard_rows r WHERE {_ACTIVE}"
 
     @classmethod
     def load(
@@ -213,7 +208,14 @@ class Fingerprints:
         committed = reader._committed_runs()
         # Sized by a count from the index (an upper bound: any active row of the dashboard),
         # then filled in one pass over the rows.
-        bound = int(next(reader._query(cls.COUNT_SQL))[0])
+        bound = int(
+            next(
+                reader._query(
+                    "SELECT count(*) FROM csv_dashboard_rows r"
+                    " WHERE r.csv_dashboard_id = ? AND r.is_active"
+                )
+            )[0]
+        )
         if not bound or bound > MAX_STORED_ROWS:
             return None
         fp = cls(
@@ -224,7 +226,9 @@ class Fingerprints:
         end, records_end = _WORDS * size, 2 * size
         as_int = (lambda i: i.int) if fp.is_pg else (lambda i: int(i, 16))
         rows = 0
-        for data_hash, row_id, record_hash in fp._query(cls.ROWS_SQL):
+        for data_hash, row_id, record_hash in fp._query(
+            f"SELECT r.data_hash, r.id, r.record_hash FROM csv_dashboard_rows r WHERE {cls._ACTIVE}"
+        ):
             rows += 1
             if rows > bound:  # PostgreSQL: rows committed since the count
                 raise FingerprintsOutdated()

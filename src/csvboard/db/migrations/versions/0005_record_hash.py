@@ -9,10 +9,6 @@ column in.
 One ``ALTER TABLE … ADD COLUMN`` with a column CHECK on both engines: nullable without a
 default, so neither rewrites the table (SQLite's batch mode would copy it whole).
 
-The index of a dashboard's active rows (dashboard, is_active) becomes one that also covers
-what a re-ingest reads of each row (is_dedup, data hash, id, record hash): on SQLite the read
-then touches the index alone, not every row's JSON (1M rows: 1.9 s instead of 5.3 s).
-
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02
@@ -36,18 +32,9 @@ def upgrade() -> None:
         " CONSTRAINT ck_csv_dashboard_rows_record_hash_length"
         " CHECK (record_hash IS NULL OR length(record_hash) = 32)"
     )
-    op.create_index(
-        "ix_csv_dashboard_rows_fingerprint", "csv_dashboard_rows",
-        ["csv_dashboard_id", "is_active", "is_dedup", "data_hash", "id", "record_hash"],
-    )  # fmt: skip
-    op.drop_index("ix_csv_dashboard_rows_active", table_name="csv_dashboard_rows")
 
 
 def downgrade() -> None:
-    op.create_index(
-        "ix_csv_dashboard_rows_active", "csv_dashboard_rows", ["csv_dashboard_id", "is_active"]
-    )
-    op.drop_index("ix_csv_dashboard_rows_fingerprint", table_name="csv_dashboard_rows")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE csv_dashboard_rows DROP COLUMN record_hash")  # and its CHECK
         return
