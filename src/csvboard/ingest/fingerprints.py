@@ -167,12 +167,12 @@ class Fingerprints:
         self.records = array("Q", bytes(8 * 2 * self.size))
         self.matched = 0  # stored rows a skipped file row matched
         self.matched_by_record = 0  # of those, recognised by record hash (not validated)
+        self.restored = 0  # of those, copied back into staging (their key occurs again)
         # (stored row id, data hash, record hash) of rows matched by data hash: their record
         # hash is written after the commit; buffered here, kept in a temporary table.
         self._rewrites: list[tuple[Any, str, str]] = []
         self.rewrites = 0
         self._rewrite_table: str | None = None
-        self.restored = 0  # of those, copied back into staging (their key occurs again)
         self.is_pg = conn.dialect.name == "postgresql"
         self._ph = "%s" if self.is_pg else "?"
 
@@ -208,13 +208,8 @@ class Fingerprints:
         committed = reader._committed_runs()
         # Sized by a count from the index (an upper bound: any active row of the dashboard),
         # then filled in one pass over the rows.
-        bound = int(
-            next(
-                reader._query(
-                    "SELECT count(*) FROM csv_dashboard_rows r"
-                    " WHERE r.csv_dashboard_id = ? AND r.is_active"
-                )
-            )[0]
+        bound = reader._count(
+            "SELECT count(*) FROM csv_dashboard_rows r WHERE r.csv_dashboard_id = ? AND r.is_active"
         )
         if not bound or bound > MAX_STORED_ROWS:
             return None
@@ -275,7 +270,10 @@ class Fingerprints:
             "SELECT count(*) FROM ingestion_runs WHERE status IN ('succeeded', 'partial')"
             " AND run_id IN (SELECT run_id FROM ingestion_run_sources WHERE csv_dashboard_id = ?)"
         )
-        return int(next(iter(self._query(sql)))[0])
+        return self._count(sql)
+
+    def _count(self, sql: str) -> int:
+        return int(next(self._query(sql))[0])
 
     def outdated(self) -> bool:
         """Did a run on the dashboard commit since :meth:`load`? Ask under the apply lock."""
@@ -291,6 +289,11 @@ class Fingerprints:
                 return s
             s = s + _WORDS if s + _WORDS < _WORDS * size else 0
         return -1
+
+    def _row_id(self, s: int) -> Any:
+        """The id of the stored row of slot ``s``, in the driver's form."""
+        i = self.table[s + 3] << 64 | self.table[s + 4]
+        return uuid.UUID(int=i) if self.is_pg else f"{i:032x}"
 
     # -- matching file rows ----------------------------------------------------------------
     def take_record(self, record_hash: bytes, line: int, seq: int) -> bool:
@@ -354,10 +357,9 @@ class Fingerprints:
                     table[s + 2] = seq << 32 | line
                     self.matched += 1
                     if record_hash is not None:
-                        row_id = table[s + 3] << 64 | table[s + 4]
                         self._rewrites.append(
                             (
-                                uuid.UUID(int=row_id) if self.is_pg else f"{row_id:032x}",
+                                self._row_id(s),
                                 data_hash,
                                 RecordHasher.stored(record_hash, completion),
                             )
@@ -464,12 +466,11 @@ class Fingerprints:
         if self.matched == self.rows:
             return 0
         table = self.table
-        as_id = (lambda i: uuid.UUID(int=i)) if self.is_pg else (lambda i: f"{i:032x}")
         ids: list[Any] = []
         found = 0
         for s in range(0, _WORDS * self.size, _WORDS):
             if table[s] and not table[s + 2]:
-                ids.append(as_id(table[s + 3] << 64 | table[s + 4]))
+                ids.append(self._row_id(s))
                 if len(ids) >= _FETCH_ROWS:
                     found += stage.add_candidates(ids)
                     ids = []
