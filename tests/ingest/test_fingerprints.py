@@ -241,6 +241,34 @@ def test_a_new_header_order_or_spacing_rehashes_the_records(
     assert out.summary["unchanged_not_validated"] == 3 and validated == []
 
 
+def test_a_line_differing_only_in_spaces_is_staged_once_then_known_by_its_record(
+    harness: Harness, validated: list[int], staged_rows: list[int]
+) -> None:
+    """Same header, so the stored rows are in the table by record hash only: a padded cell
+    misses it, is staged, ends unchanged, and its row takes the padded record's hash."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    first = record_hashes(harness, board)
+    padded = [BASE[0].replace("部品", " 部品 "), *BASE[1:]]
+    validated.clear()
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*padded), kind="official_ingestion")
+    assert out.summary["unchanged"] == 3 and out.summary["updated"] == 0
+    assert out.summary["unchanged_not_validated"] == 2 and validated == [2]
+    assert sum(staged_rows) == 1
+    second = record_hashes(harness, board)
+    key = json.dumps(list(KEY), ensure_ascii=False, separators=(",", ":"))
+    assert second[key] not in (None, first[key])
+    assert {k: v for k, v in second.items() if k != key} == {
+        k: v for k, v in first.items() if k != key
+    }
+    validated.clear()
+    staged_rows.clear()
+    out = harness.ingest(board, csv_text(*padded), kind="official_ingestion")
+    assert out.summary["unchanged_not_validated"] == 3 and validated == []
+    assert sum(staged_rows) == 0
+
+
 def test_a_record_hash_is_not_written_to_a_row_changed_meanwhile(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,11 +343,16 @@ def test_record_hasher_separates_cells_context_and_width() -> None:
     ) != hasher.digest(cells)
     digest = hasher.digest(cells)
     assert digest is not None
-    done, open_ = (fp_module.RecordHasher.stored(digest, c) for c in (True, False))
-    # The completion the record gives is the last bit; the 96 bits the table compares stay.
-    assert done[:31] == open_[:31] == digest.hex()[:31] and done != open_
-    assert (int(done[31], 16) & 1, int(open_[31], 16) & 1) == (1, 0)
-    assert fp_module.RecordHasher.stored(digest, None) == open_
+    done, open_ = (hasher.stored(digest, c) for c in (True, False))
+    # 96 bits of the digest, the context tag, then the completion the record gives.
+    assert done[:24] == open_[:24] == digest.hex() and len(done) == 32
+    assert done[24:31] == open_[24:31] == hasher.tag and (done[31], open_[31]) == ("1", "0")
+    assert hasher.stored(digest, None) == open_
+    tags = {
+        fp_module.RecordHasher(schema, h, tz).tag
+        for h in (header, header[::-1]) for tz in ("Asia/Tokyo", "UTC")
+    }  # fmt: skip
+    assert len(tags) == 4 and fp_module.RecordHasher(schema, header, "UTC").tag in tags
 
 
 def test_only_changed_and_new_rows_are_staged_and_absent_ones_retire(
@@ -453,9 +486,9 @@ def test_a_run_committed_meanwhile_makes_the_run_stage_everything(
     calls: list[uuid.UUID] = []
 
     def load_then_interleave(
-        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool
+        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool, hasher: Any
     ) -> fp_module.Fingerprints | None:
-        loaded = real(conn, dashboard_id, with_completion=with_completion)
+        loaded = real(conn, dashboard_id, with_completion=with_completion, hasher=hasher)
         calls.append(dashboard_id)
         if len(calls) == 1:  # another run changes P-1/R01/10 after the read
             other = csv_text(BASE[0].replace("部品", "他"), *BASE[1:])
@@ -551,11 +584,11 @@ def test_fingerprints_change_no_outcome(
     used: list[bool] = []
 
     def load(
-        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool
+        conn: Any, dashboard_id: uuid.UUID, *, with_completion: bool, hasher: Any
     ) -> fp_module.Fingerprints | None:
         if dashboard_id == plain.id:
             return None
-        loaded = real(conn, dashboard_id, with_completion=with_completion)
+        loaded = real(conn, dashboard_id, with_completion=with_completion, hasher=hasher)
         used.append(loaded is not None)
         return loaded
 
@@ -637,3 +670,34 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     assert plan[0].startswith(f"SCAN {stage_name}"), plan
     assert not any(step.startswith("SCAN r") or "ix_csv_dashboard_rows" in step for step in plan)
     assert any("uq_csv_dashboard_rows_dedup_key" in step for step in plan), plan
+
+
+def test_sqlite_reads_the_fingerprints_in_row_order(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load walks the index of (dashboard, is_active), which keeps the table's row order,
+    not the key index (a page read per row in key order)."""
+    harness = Harness(sqlite_url, tmp_path / "data")
+    board = harness.dashboard()
+    steps = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(200)]
+    harness.ingest(board, csv_text(*steps), kind="official_ingestion")
+    queries: list[str] = []
+    real = fp_module.Fingerprints._query
+
+    def recording(fp: fp_module.Fingerprints, sql: str) -> Any:
+        queries.append(sql)
+        return real(fp, sql)
+
+    monkeypatch.setattr(fp_module.Fingerprints, "_query", recording)
+    out = harness.ingest(board, csv_text(*steps), kind="official_ingestion")
+    assert out.summary["unchanged_not_validated"] == 200
+    load_sql = next(sql for sql in queries if sql.startswith("SELECT r.id, coalesce("))
+    with harness.engine.connect() as conn:
+        plan = [
+            str(row[3])
+            for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {load_sql}", (board.id.hex,))
+        ]
+    harness.close()
+    assert plan == [
+        "SEARCH r USING INDEX ix_csv_dashboard_rows_active (csv_dashboard_id=? AND is_active=?)"
+    ], plan

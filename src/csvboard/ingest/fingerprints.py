@@ -1,9 +1,9 @@
 """Recognise unchanged rows while parsing, so an unchanged re-ingest stages (almost) nothing.
 
-Before the official file of a DEDUP dashboard is parsed, the run reads the data hash and the
-external completion and id of every active stored row into an open-addressing hash table in one
-flat array (about 75 bytes a row with the record-hash index below, no Python object per row). A
-parsed row whose hash and completion equal a stored row's would end ``unchanged``: the hash
+Once the header of the official file of a DEDUP dashboard is read, the run reads a
+fingerprint, the external completion and the id of every active stored row into an
+open-addressing hash table in one flat array (about 53 bytes a row, no Python object per row).
+A parsed row whose hash and completion equal a stored row's would end ``unchanged``: the hash
 covers the row data and the completion cell, the row key is a function of the data, and an
 equal hash means equal versions, so it cannot be stale. Such a row is counted and remembered by
 position (line, staging sequence), not staged. Only rows that may change something go to
@@ -26,14 +26,18 @@ Three things keep the result identical to staging every row (a property test com
 Recognising a line before validating it: validation is most of the cost of reading a file
 (about 16 of 19 s for a million lines; splitting them is 2.6 s). Each stored row keeps the hash
 of the CSV record it was written from (``record_hash``, keyed by the file's context: schema,
-header, time zone and the validation code itself, see :class:`RecordHasher`). The table has a
-second index, by record hash, so a line whose record hash is stored is matched without being
-validated or any cell read (the completion it gives is a bit of the stored hash). A line whose
-record hash is not known (rows stored before the column existed, a file with a new header, or a
-cell that differs only in spaces) is validated and matched by data hash as before; its record
-hash is then written to the stored row after the run commits
+header, time zone and the validation code itself, see :class:`RecordHasher`), and the stored
+hash names its context by a tag. A row whose record hash has the file's context tag is in the
+table by record hash only, so a line whose record hash is stored is matched without being
+validated or any cell read (the completion it gives is a bit of the stored hash). The others
+(rows stored before the column existed, or under another header, time zone or version of the
+validation code) are in the table by data hash: their lines are validated and matched by data
+hash as before, and the record hash is written to the stored row after the run commits
 (:meth:`Fingerprints.write_record_hashes`, guarded by the data hash, so it is never attached to
-other data), and the next re-ingest finds it by record hash.
+other data), so the next re-ingest finds it by record hash. One key a row, not both: reading
+and filling by data hash too cost a third of an unchanged re-ingest at a million rows, for
+rows that only a cell differing in spaces alone would match (staged, such a row still ends
+``unchanged`` in the merge).
 
 A flat table, not a dict: a dict of a million int keys costs about 100 MB here, and a probe
 of the table reads one cache line (the words of a slot sit together; binary search over
@@ -42,14 +46,15 @@ on another cache line, was slower than linear probing). A slot is found by Pytho
 string hash of the hex digest (SipHash, keyed per process, never stored) and confirmed by 60
 other bits, the first of the sha256; bit 0 of that check word is the stored completion. The
 chance that a changed row passes for unchanged is about rows² / 2¹²⁴ — below 10⁻²³ at 10⁷.
-The record-hash index compares 96 bits of the BLAKE2b (two words a slot): rows² / 2⁹⁷, below
-10⁻¹⁵ at 10⁷.
+A slot keyed by record hash compares 96 bits of the BLAKE2b (bit 63 of its check word marks
+the kind): rows² / 2⁹⁷, below 10⁻¹⁵ at 10⁷.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import uuid
 from array import array
 from collections.abc import Iterator, Sequence
@@ -61,27 +66,31 @@ from sqlalchemy import Connection
 from csvboard.dashboards import columns as columns_module
 from csvboard.dashboards.columns import DashboardSchema
 from csvboard.ingest import validate as validate_module
-from csvboard.ingest.apply import lock_dashboard
+from csvboard.ingest.apply import UNCHANGED, lock_dashboard
 
 if TYPE_CHECKING:
     from csvboard.ingest.apply import Stage
 
 # Above this many stored rows the table is not built and the run stages every row instead, so
-# memory stays bounded whatever the dashboard's size: at the limit the two indexes are 90 MB
-# (75 bytes a row), filled in one pass with no buffer beside them.
+# memory stays bounded whatever the dashboard's size: at the limit the table is 64 MB (53
+# bytes a row), filled in one pass with no buffer beside it.
 MAX_STORED_ROWS = 1_200_000
 _LOAD_FACTOR = 0.75
 _FETCH_ROWS = 20_000
 # Words per slot: probe (0: empty), check (bit 0: completion), position of the matching file
 # row (seq << 32 | line; 0: none), the stored row's id (two halves).
 _WORDS = 5
+# Check word of a slot keyed by record hash: this bit, 32 bits of the hash << 2, the completion
+# the record gives << 1, the stored completion. (A data-hash check word is 61 bits.)
+_RECORD = 1 << 63
+_DIGEST_WORDS = struct.Struct(">QI").unpack_from  # the 96 bits of a record hash that count
 _LOW_64 = (1 << 64) - 1
 _MAX_LINE = (1 << 32) - 1
 _MAX_SEQ = (1 << 31) - 1
-_SLOT_MASK = (1 << 31) - 1
 # Bump when a record could become a different row without the code below changing (the
 # validation modules' own text is part of the key anyway).
-RECORD_HASH_VERSION = 1
+# 2: the stored form carries the context tag.
+RECORD_HASH_VERSION = 2
 
 
 def _validation_code_digest() -> str:
@@ -102,6 +111,8 @@ class RecordHasher:
     key of the keyed BLAKE2b is a digest of everything else validation reads (the schema,
     the header line, the time zone, the validation code). Cells are joined with NUL, which
     no valid row contains, and a line of another width than the header has no record hash.
+    ``tag``: 28 bits of a digest of that key, stored with each record hash, so a re-ingest
+    knows which stored hashes its lines can match at all.
     """
 
     def __init__(self, schema: DashboardSchema, header: Sequence[str], timezone: str) -> None:
@@ -112,22 +123,21 @@ class RecordHasher:
         )  # fmt: skip
         self._key = hashlib.blake2b(context.encode(), digest_size=32).digest()
         self._width = len(header)
+        self.tag = hashlib.blake2b(self._key, digest_size=4).hexdigest()[:7]
+        self._keyed = hashlib.blake2b(digest_size=12, key=self._key).copy
 
-    @staticmethod
-    def stored(digest: bytes, completion: bool | None) -> str:
-        """The record hash as stored: the digest, its last bit the completion the record gives.
-
-        So a re-ingest knows a record's completion without reading its cell. (The bit is not
-        among the 96 that identify a record in the table.)
-        """
-        return (digest[:15] + bytes([digest[15] & 0xFE | (1 if completion else 0)])).hex()
+    def stored(self, digest: bytes, completion: bool | None) -> str:
+        """The record hash as stored: 96 bits of the digest, the context tag, and last the
+        completion the record gives (``0``/``1``), so a re-ingest knows a record's
+        completion without reading its cell."""
+        return digest.hex() + self.tag + ("1" if completion else "0")
 
     def digest(self, cells: list[str]) -> bytes | None:
         if len(cells) != self._width:
             return None
-        return hashlib.blake2b(
-            "\x00".join(cells).encode("utf-8", "surrogatepass"), digest_size=16, key=self._key
-        ).digest()
+        h = self._keyed()  # a copy of the keyed state: the key block is hashed once a file
+        h.update("\x00".join(cells).encode("utf-8", "surrogatepass"))
+        return h.digest()
 
 
 class FingerprintsOutdated(Exception):
@@ -143,6 +153,14 @@ def _check(data_hash: str) -> int:
     return int(data_hash[:15], 16) << 1
 
 
+def _slot_key(key: str) -> tuple[int, int]:
+    """Probe and check word (stored completion 0) of a row's key: a stored record hash (32
+    characters) or a data hash (64)."""
+    if len(key) == 32:
+        return int(key[:16], 16) or 1, _RECORD | int(key[16:24], 16) << 2 | (key[31] == "1") << 1
+    return _probe(key), _check(key)
+
+
 class Fingerprints:
     """The active stored rows of one dashboard, as a table of fingerprints."""
 
@@ -154,24 +172,23 @@ class Fingerprints:
         with_completion: bool,
         committed_runs: int,
         rows: int,
+        tag: str = "",
     ) -> None:
         self.conn = conn
         self.dashboard_id = dashboard_id
+        self.tag = tag  # the context tag of the record hashes the table holds
         self.with_completion = with_completion
         self.committed_runs = committed_runs
         self.rows = rows  # active stored rows in the table
         self.size = int(rows / _LOAD_FACTOR) + 1
         self.table = array("Q", bytes(8 * _WORDS * self.size))
-        # Second index, by record hash: slot pairs (64 bits of the hash; 32 more << 32 | the
-        # record's own completion << 31 | the number of the row's slot in ``table``).
-        self.records = array("Q", bytes(8 * 2 * self.size))
         self.matched = 0  # stored rows a skipped file row matched
         self.matched_by_record = 0  # of those, recognised by record hash (not validated)
         self.restored = 0  # of those, copied back into staging (their key occurs again)
         # (stored row id, data hash, record hash) of rows matched by data hash: their record
         # hash is written after the commit; buffered here, kept in a temporary table.
         self._rewrites: list[tuple[Any, str, str]] = []
-        self.rewrites = 0
+        self.rewrites = 0  # the number of the last one queued in the temporary table
         self._rewrite_table: str | None = None
         self.is_pg = conn.dialect.name == "postgresql"
         self._ph = "%s" if self.is_pg else "?"
@@ -194,15 +211,34 @@ class Fingerprints:
             cursor.close()
 
     _ACTIVE = "r.csv_dashboard_id = ? AND r.is_dedup AND r.is_active"
+    # The same rows, through the index of (dashboard, is_active), whose equality on both
+    # columns SQLite prefers to the key index: it walks the table in row order (1M rows:
+    # 0.8-1.2 s rather than 1.3-2.1 s in key order, a page read per row).
+    _ACTIVE_IN_ROW_ORDER = "r.csv_dashboard_id = ? AND r.is_active = true AND r.is_dedup"
+
+    def _key(self) -> str:
+        """SQL: a row's key in the table — its record hash if it has this file's context tag
+        (which is hex, so safe as a literal), else its data hash."""
+        return (
+            f"coalesce(CASE WHEN substr(r.record_hash, 25, 7) = '{self.tag}'"
+            " THEN r.record_hash END, r.data_hash)"
+        )
 
     @classmethod
     def load(
-        cls, conn: Connection, dashboard_id: uuid.UUID, *, with_completion: bool
+        cls,
+        conn: Connection,
+        dashboard_id: uuid.UUID,
+        *,
+        with_completion: bool,
+        hasher: RecordHasher,
     ) -> Fingerprints | None:
         """Read the dashboard's active rows; None when there are none or too many.
 
-        Runs in the caller's (read) transaction. The committed-run count is read first, so a
-        run committing while the rows are read makes the table outdated, never wrong.
+        ``hasher``: the official file's (read after its header), whose context decides which
+        stored rows are in the table by record hash. Runs in the caller's (read) transaction.
+        The committed-run count is read first, so a run committing while the rows are read
+        makes the table outdated, never wrong.
         """
         reader = cls(conn, dashboard_id, with_completion=with_completion, committed_runs=0, rows=0)
         committed = reader._committed_runs()
@@ -215,38 +251,32 @@ class Fingerprints:
             return None
         fp = cls(
             conn, dashboard_id, with_completion=with_completion, committed_runs=committed,
-            rows=bound,
+            rows=bound, tag=hasher.tag,
         )  # fmt: skip
-        table, records, size = fp.table, fp.records, fp.size
-        end, records_end = _WORDS * size, 2 * size
-        as_int = (lambda i: i.int) if fp.is_pg else (lambda i: int(i, 16))
+        table, size = fp.table, fp.size
+        end = _WORDS * size
         rows = 0
-        for data_hash, row_id, record_hash in fp._query(
-            f"SELECT r.data_hash, r.id, r.record_hash FROM csv_dashboard_rows r WHERE {cls._ACTIVE}"
+        # Written out (not _slot_key/as_int calls): this loop runs once per stored row.
+        for row_id, key in fp._query(
+            f"SELECT r.id, {fp._key()} FROM csv_dashboard_rows r WHERE {cls._ACTIVE_IN_ROW_ORDER}"
         ):
             rows += 1
             if rows > bound:  # PostgreSQL: rows committed since the count
                 raise FingerprintsOutdated()
-            probe = hash(data_hash) & _LOW_64 or 1
+            if len(key) == 32:
+                probe = int(key[:16], 16) or 1
+                check = _RECORD | int(key[16:24], 16) << 2 | (key[31] == "1") << 1
+            else:
+                probe = hash(key) & _LOW_64 or 1
+                check = int(key[:15], 16) << 1
             s = probe % size * _WORDS
             while table[s]:
                 s = s + _WORDS if s + _WORDS < end else 0
             table[s] = probe
-            table[s + 1] = int(data_hash[:15], 16) << 1
-            i = as_int(row_id)
+            table[s + 1] = check
+            i = row_id.int if fp.is_pg else int(row_id, 16)
             table[s + 3] = i >> 64
             table[s + 4] = i & _LOW_64
-            if record_hash is not None:
-                probe = int(record_hash[:16], 16) or 1
-                r = probe % size * 2
-                while records[r]:
-                    r = r + 2 if r + 2 < records_end else 0
-                records[r] = probe
-                records[r + 1] = (
-                    int(record_hash[16:24], 16) << 32
-                    | (int(record_hash[31], 16) & 1) << 31
-                    | s // _WORDS
-                )
         if not rows:
             return None
         fp.rows = rows
@@ -254,12 +284,12 @@ class Fingerprints:
             # From the completion records (SQLite: CROSS JOIN keeps that order, rather than
             # visiting every row to look for a record).
             join = "JOIN" if fp.is_pg else "CROSS JOIN"
-            for (data_hash,) in fp._query(
-                f"SELECT r.data_hash FROM production_schedule_external_completion e {join}"
+            for (key,) in fp._query(
+                f"SELECT {fp._key()} FROM production_schedule_external_completion e {join}"
                 " csv_dashboard_rows r ON r.id = e.csv_dashboard_row_id"
                 f" WHERE e.csv_dashboard_id = ? AND e.is_completed AND {cls._ACTIVE}"
             ):
-                s = fp._slot(data_hash)
+                s = fp._slot(key)
                 if s < 0:
                     raise FingerprintsOutdated()
                 table[s + 1] |= 1
@@ -279,9 +309,10 @@ class Fingerprints:
         """Did a run on the dashboard commit since :meth:`load`? Ask under the apply lock."""
         return self._committed_runs() != self.committed_runs
 
-    def _slot(self, data_hash: str) -> int:
-        """The slot (its first word) of the stored row with this hash, any completion; or -1."""
-        probe, check = _probe(data_hash), _check(data_hash)
+    def _slot(self, key: str) -> int:
+        """The slot (its first word) of the stored row with this key (see :meth:`_key`), any
+        stored completion; or -1."""
+        probe, check = _slot_key(key)
         table, size = self.table, self.size
         s = probe % size * _WORDS
         while x := table[s]:
@@ -304,17 +335,16 @@ class Fingerprints:
         the record hash, see :meth:`RecordHasher.stored`) is not the stored one — the row must
         then be staged to reset it. No cell is read: an equal record gives an equal row.
         """
-        probe = int.from_bytes(record_hash[:8], "big") or 1
-        records, size = self.records, self.size
-        r = probe % size * 2
-        while x := records[r]:
+        probe, rest = _DIGEST_WORDS(record_hash)
+        probe = probe or 1
+        table, size = self.table, self.size
+        s = probe % size * _WORDS
+        while x := table[s]:
             if x == probe:
-                word = records[r + 1]
-                if word >> 32 == int.from_bytes(record_hash[8:12], "big"):
-                    s = (word & _SLOT_MASK) * _WORDS
-                    table = self.table
+                check = table[s + 1]
+                if check >> 2 == _RECORD >> 2 | rest:
                     if (
-                        table[s + 1] & 1 != word >> 31 & 1
+                        (check ^ check >> 1) & 1
                         or table[s + 2]
                         or line > _MAX_LINE
                         or seq > _MAX_SEQ
@@ -324,7 +354,7 @@ class Fingerprints:
                     self.matched += 1
                     self.matched_by_record += 1
                     return True
-            r = r + 2 if r + 2 < 2 * size else 0
+            s = s + _WORDS if s + _WORDS < _WORDS * size else 0
         return False
 
     def claim(
@@ -333,14 +363,15 @@ class Fingerprints:
         completion: bool | None,
         line: int,
         seq: int,
-        record_hash: bytes | None = None,
+        record_hash: str | None = None,
     ) -> bool:
         """True if this file row leaves a stored row unchanged, which is then taken by it.
 
         A second row matching the same stored row is a duplicate: False, so it is staged,
         and the first is restored into staging by :meth:`restore_conflicts`. Runs once per
         row of the file, so it is written flat; the check word is parsed only on a probe hit.
-        ``record_hash``: the line's, which the stored row did not have (else
+        Only rows in the table by data hash can match (a record-hash check word has bit 63).
+        ``record_hash``: the line's, as stored, which the stored row did not have (else
         :meth:`take_record` had taken it); written to the row after the commit.
         """
         probe = hash(data_hash) & _LOW_64 or 1
@@ -357,22 +388,13 @@ class Fingerprints:
                     table[s + 2] = seq << 32 | line
                     self.matched += 1
                     if record_hash is not None:
-                        self._rewrites.append(
-                            (
-                                self._row_id(s),
-                                data_hash,
-                                RecordHasher.stored(record_hash, completion),
-                            )
-                        )
+                        self._rewrites.append((self._row_id(s), data_hash, record_hash))
                     return True
             s = s + _WORDS if s + _WORDS < _WORDS * size else 0
         return False
 
     # -- record hashes of rows matched by data hash ---------------------------------------
-    def flush_rewrites(self, stage: Stage) -> None:
-        """Keep the buffered record hashes in a temporary table (the caller commits)."""
-        if not self._rewrites:
-            return
+    def _rewrite_table_of(self, stage: Stage) -> str:
         if self._rewrite_table is None:
             self._rewrite_table = stage.record_hashes
             uid = "uuid" if self.is_pg else "CHAR(32)"
@@ -380,14 +402,49 @@ class Fingerprints:
                 f"CREATE TEMPORARY TABLE {self._rewrite_table}"
                 f" (n integer PRIMARY KEY, id {uid} UNIQUE, data_hash text, record_hash text)"
             )
+        return self._rewrite_table
+
+    def flush_rewrites(self, stage: Stage) -> None:
+        """Keep the buffered record hashes in a temporary table (the caller commits)."""
+        if not self._rewrites:
+            return
         ph = self._ph
         self.conn.exec_driver_sql(
-            f"INSERT INTO {self._rewrite_table} (n, id, data_hash, record_hash)"
+            f"INSERT INTO {self._rewrite_table_of(stage)} (n, id, data_hash, record_hash)"
             f" VALUES ({ph}, {ph}, {ph}, {ph})",
             [(self.rewrites + i, *row) for i, row in enumerate(self._rewrites, 1)],
         )
         self.rewrites += len(self._rewrites)
         self._rewrites.clear()
+
+    def queue_staged_unchanged(self, stage: Stage) -> int:
+        """After the commit: staged rows the merge found ``unchanged`` whose stored row has
+        another record hash, to be rewritten too (in a transaction of its own).
+
+        Lines that differ from the stored record only where validation does not look (a
+        cell padded with spaces, say) miss the table and are staged; without this their row
+        would keep the other record's hash and be staged again on every re-ingest.
+        """
+        self.conn.begin()
+        t = self._rewrite_table_of(stage)
+        join = "JOIN" if self.is_pg else "CROSS JOIN"  # SQLite: the staged rows outermost
+        cursor = self.conn.exec_driver_sql(
+            f"INSERT INTO {t} (n, id, data_hash, record_hash)"
+            f" SELECT {self.rewrites} + row_number() OVER (ORDER BY s.seq), s.row_id,"
+            f" s.data_hash, s.record_hash FROM {stage.name} s"
+            f" {join} csv_dashboard_rows r ON r.id = s.row_id"
+            f" WHERE s.outcome = '{UNCHANGED}' AND s.record_hash IS NOT NULL"
+            " AND (r.record_hash IS NULL OR r.record_hash <> s.record_hash)"
+            # A row matched by data hash whose key a later line repeats is queued already.
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        queued = int(cursor.rowcount or 0)
+        # ``n`` numbers the table without gaps only up to the conflicts: chunk by its maximum.
+        self.rewrites = int(
+            self.conn.exec_driver_sql(f"SELECT coalesce(max(n), 0) FROM {t}").scalar_one()
+        )
+        self.conn.commit()
+        return queued
 
     def write_record_hashes(self) -> int:
         """After the run committed: give the rows matched by data hash their record hash.
@@ -441,12 +498,12 @@ class Fingerprints:
         restore: list[tuple[Any, int, int, bool | None]] = []
         table = self.table
         join = "JOIN" if self.is_pg else "CROSS JOIN"
-        for row_id, data_hash in self._query(
-            f"SELECT DISTINCT r.id, r.data_hash FROM {stage.name} s"
+        for row_id, key in self._query(
+            f"SELECT DISTINCT r.id, {self._key()} FROM {stage.name} s"
             f" {join} csv_dashboard_rows r ON r.row_key = s.row_key"
             f" WHERE s.outcome IS NULL AND {self._ACTIVE}"
         ):
-            s = self._slot(data_hash)
+            s = self._slot(key)
             if s >= 0 and (pos := table[s + 2]):
                 completion = bool(table[s + 1] & 1) if self.with_completion else None
                 restore.append((row_id, pos >> 32, pos & _MAX_LINE, completion))

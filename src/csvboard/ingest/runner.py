@@ -353,13 +353,16 @@ class RunExecutor:
             stages.append(stage)
         conn.commit()
         fingerprints: Fingerprints | None = None
-        if use_fingerprints:
-            conn.begin()
-            fingerprints = Fingerprints.load(
-                conn, dashboard.id, with_completion=schema.completion_column is not None
-            )
-            conn.commit()
 
+        def load_fingerprints(hasher: RecordHasher) -> Fingerprints | None:
+            return Fingerprints.load(
+                conn, dashboard.id, with_completion=schema.completion_column is not None,
+                hasher=hasher,
+            )  # fmt: skip
+
+        # Read once the first official file's header is: its context says which stored rows
+        # are known by record hash.
+        load = load_fingerprints if use_fingerprints else None
         for source in sources:
             if source.role not in run.target_types:
                 continue
@@ -367,10 +370,11 @@ class RunExecutor:
             if feed is None:
                 raise RunError("FEED_MISSING", f"{source.file_name}: its feed no longer exists")
             if source.role == TargetType.OFFICIAL.value:
-                self._stage_source(
+                fingerprints = self._stage_source(
                     conn, official, source, feed, schema, fingerprints,
-                    hash_records=schema.ingest_mode == "DEDUP",
+                    hash_records=schema.ingest_mode == "DEDUP", load=load,
                 )  # fmt: skip
+                load = None
             else:
                 self._stage_source(conn, appearance, source, feed, schema, None)
 
@@ -462,14 +466,17 @@ class RunExecutor:
         )
         success = self.tally.target - self.tally.failed
         done = self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
-        if fingerprints is not None and fingerprints.rewrites:
-            self._write_record_hashes(conn, fingerprints)
+        if fingerprints is not None:
+            self._write_record_hashes(conn, fingerprints, official)
         return done
 
-    def _write_record_hashes(self, conn: Any, fingerprints: Fingerprints) -> None:
+    def _write_record_hashes(self, conn: Any, fingerprints: Fingerprints, stage: Stage) -> None:
         """After the commit: a failure costs the next re-ingest's speed, not the run."""
         started = time.monotonic()
         try:
+            fingerprints.queue_staged_unchanged(stage)
+            if not fingerprints.rewrites:
+                return
             written = fingerprints.write_record_hashes()
         except SQLAlchemyError as exc:
             self._rollback(conn)
@@ -531,12 +538,14 @@ class RunExecutor:
         fingerprints: Fingerprints | None,
         *,
         hash_records: bool = False,
-    ) -> None:
-        """Parse and validate one file into ``stage``.
+        load: Callable[[RecordHasher], Fingerprints | None] | None = None,
+    ) -> Fingerprints | None:
+        """Parse and validate one file into ``stage``; returns the fingerprints used.
 
         With ``fingerprints``, a valid row that would leave its stored row unchanged is only
         counted (and remembered by position), not staged; one whose record hash is stored is
-        not even validated. ``hash_records``: staged rows carry their record hash.
+        not even validated. ``hash_records``: staged rows carry their record hash. ``load``:
+        makes the fingerprints once the header is read (with ``hash_records``).
         """
         if not source.stored_path or not Path(source.stored_path).is_file():
             raise RunError(
@@ -558,6 +567,8 @@ class RunExecutor:
                     validator = self._validator(record, schema, feed, source.file_name, appearance)
                     if hash_records and isinstance(validator, RowValidator):
                         hasher = RecordHasher(schema, record.cells, str(self.settings.timezone))
+                        if load is not None:
+                            fingerprints = load(hasher)
                     continue
                 self.tally.target += 1
                 if self.tally.target == BATCH_ROWS // 2:
@@ -582,18 +593,19 @@ class RunExecutor:
                         stage.add_rejected(result)
                     elif isinstance(result, SupplementRow):
                         stage.add_supplement(result)
-                    elif fingerprints is not None and fingerprints.claim(
-                        result.data_hash, result.completion, result.line, stage.staged + 1,
-                        record_hash,
-                    ):  # fmt: skip
-                        stage.skip()
                     else:
-                        stage.add_valid(
-                            result,
-                            RecordHasher.stored(record_hash, result.completion)
-                            if record_hash
-                            else None,
+                        stored = (
+                            hasher.stored(record_hash, result.completion)
+                            if hasher is not None and record_hash is not None
+                            else None
                         )
+                        if fingerprints is not None and fingerprints.claim(
+                            result.data_hash, result.completion, result.line, stage.staged + 1,
+                            stored,
+                        ):  # fmt: skip
+                            stage.skip()
+                        else:
+                            stage.add_valid(result, stored)
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
                     if fingerprints is not None:
@@ -606,6 +618,7 @@ class RunExecutor:
         if fingerprints is not None:
             fingerprints.flush_rewrites(stage)
         conn.commit()
+        return fingerprints
 
     def _validator(
         self,
