@@ -634,3 +634,48 @@ def test_sqlite_run_cache_is_reset_before_its_connection_returns_to_the_pool(
     assert seen == [-db_engine.SQLITE_RUN_CACHE_KIB, -2000]
     with harness.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000
+
+
+def test_a_large_change_refreshes_the_postgresql_statistics_at_once(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a dashboard's first large ingest, stale statistics (its id matching no
+    row) made the next run's completion join visit every completion for every row. A run
+    that changed many rows, and a good share of the table, runs ANALYZE after its commit."""
+    from csvboard.ingest import runner as runner_module
+
+    monkeypatch.setattr(apply_module, "ANALYZE_MIN_ROWS", 50)
+    decided: list[bool] = []
+
+    def recording(conn: Any, changed_rows: int) -> bool:
+        decided.append(apply_module.refresh_statistics(conn, changed_rows))
+        return decided[-1]
+
+    monkeypatch.setattr(runner_module, "refresh_statistics", recording)
+    h = Harness(pg_url, tmp_path / "data")
+    try:
+        with h.engine.begin() as conn:  # so that only csvboard's ANALYZE can refresh them
+            for table in apply_module._ANALYZED_TABLES:
+                conn.execute(text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
+
+        def estimate() -> float:
+            with h.engine.connect() as conn:
+                return float(
+                    conn.execute(
+                        text("SELECT reltuples FROM pg_class WHERE relname = 'csv_dashboard_rows'")
+                    ).scalar_one()
+                )
+
+        small = h.dashboard("small")
+        h.ingest(small, csv_text(*(schedule_line(1, "S0000001", f"P-{i}", 10) for i in range(10))))
+        assert decided == [False] and estimate() < 10  # 10 rows: below the minimum
+        big = h.dashboard("big")
+        lines = [schedule_line(2, "B0000001", f"P-{i}", 10) for i in range(3_000)]
+        h.ingest(big, csv_text(*lines))
+        assert decided == [False, True] and estimate() == 3_010
+        changed = [line.replace("部品", "変更") for line in lines[:60]] + lines[60:]
+        out = h.ingest(big, csv_text(*changed))
+        assert out.summary["updated"] == 60
+        assert decided == [False, True, False]  # 60 rows of 3,010: autovacuum's business
+    finally:
+        h.close()

@@ -44,6 +44,7 @@ from csvboard.ingest.apply import (
     MergeContext,
     Stage,
     exclude_in_file_duplicates,
+    refresh_statistics,
 )
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
@@ -468,7 +469,24 @@ class RunExecutor:
         done = self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
         if fingerprints is not None:
             self._write_record_hashes(conn, fingerprints, official)
+        written = sum(outcomes.get(o, 0) for o in (NEW, UPDATED, SUPPLEMENTED)) + retired
+        self._refresh_statistics(conn, written)
         return done
+
+    def _refresh_statistics(self, conn: Any, changed_rows: int) -> None:
+        """After the commit: a failure leaves the statistics to autovacuum, not the run."""
+        started = time.monotonic()
+        try:
+            analyzed = refresh_statistics(conn, changed_rows)
+        except SQLAlchemyError as exc:
+            self._rollback(conn)
+            self.log.warning("statistics_not_refreshed", error=exc.__class__.__name__)
+            return
+        if analyzed:
+            self.log.info(
+                "statistics_refreshed", rows=changed_rows,
+                seconds=round(time.monotonic() - started, 3),
+            )  # fmt: skip
 
     def _write_record_hashes(self, conn: Any, fingerprints: Fingerprints, stage: Stage) -> None:
         """After the commit: a failure costs the next re-ingest's speed, not the run."""
