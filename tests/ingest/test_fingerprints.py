@@ -701,3 +701,67 @@ def test_sqlite_reads_the_fingerprints_in_row_order(
     assert plan == [
         "SEARCH r USING INDEX ix_csv_dashboard_rows_active (csv_dashboard_id=? AND is_active=?)"
     ], plan
+
+
+def test_kiosk_writes_do_not_wait_for_the_record_hash_rewrite_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC 3: the rewrite after the commit updates a non-key column (FOR NO KEY UPDATE
+    locks) under the dashboard's apply lock, neither of which a kiosk write waits for. Hold
+    its transaction open after the UPDATE and write operator data for those rows."""
+    import threading
+
+    from sqlalchemy import text
+
+    from csvboard.schedule import service
+
+    h = Harness(pg_url, tmp_path / "data")
+    try:
+        board = h.dashboard()
+        h.ingest(board, csv_text(*BASE), kind="official_ingestion")
+        forget_record_hashes(h, board)
+        with h.read() as s:
+            ids = list(
+                s.scalars(
+                    select(CsvDashboardRow.id).where(CsvDashboardRow.csv_dashboard_id == board.id)
+                )
+            )
+        inside, release = threading.Event(), threading.Event()
+        real = fp_module.Fingerprints.write_record_hashes
+
+        def held(fp: fp_module.Fingerprints) -> int:
+            commit = fp.conn.commit
+
+            def commit_later() -> None:  # the UPDATE ran; its row locks are held until here
+                inside.set()
+                assert release.wait(30)
+                commit()
+
+            fp.conn.commit = commit_later  # type: ignore[method-assign]
+            try:
+                return real(fp)
+            finally:
+                del fp.conn.commit
+
+        monkeypatch.setattr(fp_module.Fingerprints, "write_record_hashes", held)
+        run_id = h.queue(board, h.write_file(csv_text(*BASE)), kind="official_ingestion")
+        result: dict[str, RunOutcome] = {}
+        worker = threading.Thread(target=lambda: result.setdefault("out", h.run(run_id)))
+        worker.start()
+        assert inside.wait(30)
+        try:
+            with h.write() as session:
+                session.execute(text("SET LOCAL lock_timeout = '1s'"))
+                service.set_completion(session, ids[0], "complete", by="w")
+                service.set_note(session, ids[1], "during the rewrite", by="w")
+                service.set_due_date(session, ids[2], "2026-05-01", by="w")
+        finally:
+            release.set()
+            worker.join(60)
+        assert result["out"].status is RunStatus.SUCCEEDED
+        assert None not in set(record_hashes(h, board).values())
+        with h.read() as s:
+            notes = s.execute(text("SELECT count(*) FROM production_schedule_row_notes")).scalar()
+        assert notes == 1
+    finally:
+        h.close()
