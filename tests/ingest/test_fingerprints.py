@@ -691,7 +691,7 @@ def test_sqlite_reads_the_fingerprints_in_row_order(
     monkeypatch.setattr(fp_module.Fingerprints, "_query", recording)
     out = harness.ingest(board, csv_text(*steps), kind="official_ingestion")
     assert out.summary["unchanged_not_validated"] == 200
-    load_sql = next(sql for sql in queries if sql.startswith("SELECT r.id, coalesce("))
+    load_sql = next(sql for sql in queries if sql.startswith("SELECT r.id, coalesce(CASE"))
     with harness.engine.connect() as conn:
         plan = [
             str(row[3])
