@@ -34,10 +34,11 @@ validated or any cell read (the completion it gives is a bit of the stored hash)
 validation code) are in the table by data hash: their lines are validated and matched by data
 hash as before, and the record hash is written to the stored row after the run commits
 (:meth:`Fingerprints.write_record_hashes`, guarded by the data hash, so it is never attached to
-other data), so the next re-ingest finds it by record hash. One key a row, not both: reading
-and filling by data hash too cost a third of an unchanged re-ingest at a million rows, for
-rows that only a cell differing in spaces alone would match (staged, such a row still ends
-``unchanged`` in the merge).
+other data), so the next re-ingest finds it by record hash. One key a row, not both: keying
+every row by data hash too cost a third of an unchanged re-ingest at a million rows, and it
+would only find lines that differ from their stored record where validation does not look (a
+cell padded with spaces). Such a line is staged instead, ends ``unchanged`` in the merge, and
+its record hash is written after the commit too (:meth:`Fingerprints.queue_staged_unchanged`).
 
 A flat table, not a dict: a dict of a million int keys costs about 100 MB here, and a probe
 of the table reads one cache line (the words of a slot sit together; binary search over
