@@ -679,3 +679,23 @@ def test_a_large_change_refreshes_the_postgresql_statistics_at_once(
         assert decided == [False, True, False]  # 60 rows of 3,010: autovacuum's business
     finally:
         h.close()
+
+
+def test_a_failed_statistics_refresh_does_not_fail_the_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from csvboard.ingest import runner as runner_module
+
+    def refused(conn: Any, changed_rows: int) -> bool:
+        conn.begin()
+        raise OperationalError("ANALYZE", {}, Exception("canceling statement: lock timeout"))
+
+    monkeypatch.setattr(runner_module, "refresh_statistics", refused)
+    board = harness.dashboard()
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED and out.summary["inserted"] == len(BASE)
+    with harness.read() as s:  # committed, and the connection was rolled back, not left open
+        assert s.scalar(select(func.count()).select_from(CsvDashboardRow)) == len(BASE)
+        assert s.get_one(IngestionRun, out.run_id).status == RunStatus.SUCCEEDED.value
