@@ -312,6 +312,12 @@ class Stage:
         return self._seq
 
 
+DUPLICATE_KEY = "DUPLICATE_KEY_IN_SOURCE"
+# An excluded repeat's message: "line N" + this + the winning line + the tail (both folds).
+_REPEAT = ": the same key appears again at line "
+_REPEAT_TAIL = " with a higher or equal version; this row was not applied"
+
+
 def exclude_in_file_duplicates(stage: Stage) -> int:
     """Keep one row per key: the highest version, ties to the last in the file.
 
@@ -339,13 +345,7 @@ def _fold_by_version(stage: Stage) -> int:
         winner_line = next(line for seq, line, _v in group if seq == winner_seq)
         for seq, line, _version in group:
             if seq != winner_seq:
-                losers.append(
-                    (
-                        f"line {line}: the same key appears again at line {winner_line} with a"
-                        " higher or equal version; this row was not applied",
-                        seq,
-                    )
-                )
+                losers.append((f"line {line}{_REPEAT}{winner_line}{_REPEAT_TAIL}", seq))
 
     current: str | None = None
     group: list[tuple[int, int, tuple[Decimal | None, ...]]] = []
@@ -371,9 +371,6 @@ def _fold_by_version(stage: Stage) -> int:
     return len(losers)
 
 
-DUPLICATE_KEY = "DUPLICATE_KEY_IN_SOURCE"
-
-
 def _exclude_all_but_the_last(stage: Stage) -> int:
     """The fold when no row has a version: each repeated key keeps its last occurrence.
 
@@ -385,8 +382,7 @@ def _exclude_all_but_the_last(stage: Stage) -> int:
     return int(
         stage.conn.exec_driver_sql(
             f"UPDATE {s} SET outcome = 'excluded', reason = '{DUPLICATE_KEY}',"
-            f" message = 'line ' || {s}.line || ': the same key appears again at line '"
-            " || w.winner_line || ' with a higher or equal version; this row was not applied'"
+            f" message = 'line ' || {s}.line || '{_REPEAT}' || w.winner_line || '{_REPEAT_TAIL}'"
             " FROM (SELECT seq, row_number() OVER (PARTITION BY row_key ORDER BY seq DESC) AS n,"
             "  first_value(line) OVER (PARTITION BY row_key ORDER BY seq DESC) AS winner_line"
             f"  FROM {s} WHERE outcome IS NULL AND row_key IS NOT NULL) w"
