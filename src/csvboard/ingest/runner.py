@@ -492,7 +492,8 @@ class RunExecutor:
         """After the commit: a failure costs the next re-ingest's speed, not the run."""
         started = time.monotonic()
         try:
-            fingerprints.queue_staged_unchanged(stage)
+            if stage.staged > fingerprints.matched:  # some line was staged, not skipped
+                fingerprints.queue_staged_unchanged(stage)
             if not fingerprints.rewrites:
                 return
             written = fingerprints.write_record_hashes()
