@@ -26,3 +26,15 @@ class NotFound(CsvboardError):
 
 class Conflict(CsvboardError):
     status = 409
+
+
+class PreconditionFailed(CsvboardError):
+    """``If-Match`` names a version that is no longer the current one (someone else edited)."""
+
+    status = 412
+
+
+class PreconditionRequired(CsvboardError):
+    """An edit that must name the version it read (``If-Match``) did not."""
+
+    status = 428

@@ -38,6 +38,25 @@ def _rows_table(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
+RESOURCE_INDEX = "ix_csv_dashboard_rows_schedule_resource"
+
+
+def test_kiosk_scope_migration_goes_down_to_0005_and_up_again(db_url: str) -> None:
+    head = _rows_table(db_url)
+    assert RESOURCE_INDEX in head["indexes"]
+    tables = set(inspect(make_engine(db_url)).get_table_names())
+    assert {"production_schedule_seiban_lists", "production_schedule_registered_seibans"} <= tables
+    command.downgrade(alembic_config(db_url), "0005")
+    assert current_revision(db_url) == "0005"
+    down = _rows_table(db_url)
+    assert down["indexes"] == [i for i in head["indexes"] if i != RESOURCE_INDEX]
+    left = set(inspect(make_engine(db_url)).get_table_names())
+    assert "production_schedule_registered_seibans" not in left
+    assert "production_schedule_seiban_lists" not in left
+    command.upgrade(alembic_config(db_url), "head")
+    assert _rows_table(db_url) == head
+
+
 def test_record_hash_migration_goes_down_to_0004_and_up_again(db_url: str) -> None:
     head = _rows_table(db_url)
     assert "record_hash" in head["columns"]
@@ -48,7 +67,8 @@ def test_record_hash_migration_goes_down_to_0004_and_up_again(db_url: str) -> No
     down = _rows_table(db_url)
     assert down["columns"] == [c for c in head["columns"] if c != "record_hash"]
     assert down["checks"] == [c for c in head["checks"] if "record_hash" not in c]
-    # The schedule index of 0004 survives (SQLite's batch copy of the table would drop it).
-    assert down["indexes"] == head["indexes"]
+    # The schedule index of 0004 survives (SQLite's batch copy of the table would drop it);
+    # 0006's resource index went with 0006.
+    assert down["indexes"] == [i for i in head["indexes"] if i != RESOURCE_INDEX]
     command.upgrade(alembic_config(db_url), "head")
     assert _rows_table(db_url) == head

@@ -12,13 +12,15 @@ Order of checks (SPEC 5): 401/403 (middleware) → 400 (body, then the service's
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -30,8 +32,8 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.service import get_dashboard
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.schedule import service
-from csvboard.schedule.models import MAX_NOTE_LENGTH, MAX_ORDER_NUMBER
+from csvboard.schedule import board, seibans, service
+from csvboard.schedule.models import MAX_NOTE_LENGTH, MAX_ORDER_NUMBER, MAX_REGISTERED_SEIBANS
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
 
@@ -42,6 +44,7 @@ MAX_SEARCH_LENGTH = 400
 
 READ = problem_responses(400, 401, 403, 404)
 WRITE = problem_responses(400, 401, 403, 404, 409)
+LIST_WRITE = problem_responses(400, 401, 403, 404, 412, 428)
 
 
 # --- models -------------------------------------------------------------------------------
@@ -104,6 +107,42 @@ class ProgressSummary(BaseModel):
     completed: int
     by_resource: list[ResourceProgress]
     by_seiban: list[SeibanProgress]
+
+
+class ResourceOut(BaseModel):
+    resource_cd: str
+    resource_name: str | None
+
+
+class ResourceList(BaseModel):
+    items: list[ResourceOut]
+
+
+class ScheduleRowList(BaseModel):
+    items: list[ScheduleRowOut]
+
+
+class RegisteredSeibanOut(BaseModel):
+    fseiban: str
+    machine_name: str | None
+    total: int = Field(description="Active steps of the 製番 (0: none, e.g. all retired).")
+    completed: int
+
+
+class RegisteredSeibanList(BaseModel):
+    """The 製番 every kiosk of the dashboard shows as buttons. ``version`` is the ETag's."""
+
+    version: int
+    limit: int = Field(description="How many 製番 the list may hold.")
+    items: list[RegisteredSeibanOut]
+
+
+class RegisteredSeibanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seibans: list[str] = Field(
+        description=f"The whole list in button order, at most {MAX_REGISTERED_SEIBANS}.",
+    )
 
 
 class CompletionBody(BaseModel):
@@ -232,6 +271,9 @@ def list_rows(
     resource: Annotated[
         list[str], Query(description="Resource codes (FSIGENCD); repeat for several.")
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    seiban: Annotated[
+        list[str], Query(description="製番 (FSEIBAN) of the scope; repeat for several.")
+    ] = [],  # noqa: B006
     completion: Annotated[
         Literal["all", "complete", "incomplete"], Query(description="Effective completion.")
     ] = "all",
@@ -270,11 +312,13 @@ def list_rows(
         )
     service.search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
     dashboard = _schedule(session, slug)
+    resources, seiban_scope = board.check_scope(session, dashboard, resource, seiban)
     items, next_cursor = service.list_rows(
         session,
         dashboard,
         q=q,
-        resources=resource,
+        resources=resources,
+        seibans=seiban_scope,
         completion=completion,
         has_note=has_note,
         has_due_date=has_due_date,
@@ -437,10 +481,153 @@ def put_order(
     openapi_extra=needs(Role.VIEWER),
     responses=READ,
 )
-def summary(slug: str, session: ReadSession) -> dict[str, Any]:
+def summary(
+    slug: str,
+    session: ReadSession,
+    resource: Annotated[
+        list[str], Query(description="The scope's resource codes; repeat for several.")
+    ] = [],  # noqa: B006
+    seiban: Annotated[list[str], Query(description="The scope's 製番; repeat for several.")] = [],  # noqa: B006
+) -> dict[str, Any]:
     """Totals and completed counts of active steps by resource and by 製番, with the names
-    of each 製番's incomplete parts."""
-    return service.progress_summary(session, _schedule(session, slug))
+    of each 製番's incomplete parts.
+
+    With a scope (``resource`` and/or ``seiban``, AND-ed) only the scope is counted, reading
+    only its range of an index: this is what a kiosk asks for. ``by_seiban`` is filled for a
+    scope of 製番 only. Without a scope it is the whole dashboard's report, which reads every
+    row (about 1 s at 60,000 steps): for scripts and the CLI, not for a board.
+    400 ``UNKNOWN_RESOURCE``, ``SCOPE_TOO_LARGE``.
+    """
+    dashboard = _schedule(session, slug)
+    if resource or seiban:
+        return board.scoped_summary(session, dashboard, resource_list=resource, seiban_list=seiban)
+    return service.progress_summary(session, dashboard)
+
+
+@router.get(
+    "/resources",
+    response_model=ResourceList,
+    summary="The schedule's resources",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def list_resources(slug: str, session: ReadSession) -> dict[str, Any]:
+    """Every resource code (FSIGENCD) with its name: what a kiosk's scope is chosen from."""
+    return {"items": board.resources(session, _schedule(session, slug))}
+
+
+@router.get(
+    "/lookup",
+    response_model=ScheduleRowList,
+    summary="Re-read the steps a board shows",
+    openapi_extra=needs(Role.VIEWER),
+    responses={**READ, 304: {"description": "Not modified (If-None-Match)."}},
+)
+def lookup_rows(
+    slug: str,
+    session: ReadSession,
+    request: Request,
+    response: Response,
+    id: Annotated[
+        list[uuid.UUID],
+        Query(description=f"Row ids; repeat, at most {board.MAX_LOOKUP_IDS}."),
+    ] = [],  # noqa: B006
+) -> Any:
+    """The composed rows of ``id`` that are this dashboard's, retired ones included, in kiosk
+    order — what a board's poll asks for, so that other kiosks' changes show without
+    reloading the list. The answer carries an ``ETag``; a poll that sends it back
+    (``If-None-Match``) gets ``304`` with no body when nothing changed. 400 ``TOO_MANY_IDS``."""
+    items = board.rows_by_id(session, _schedule(session, slug), id)
+    return _cached(request, response, {"items": items})
+
+
+@router.get(
+    "/seibans",
+    response_model=RegisteredSeibanList,
+    summary="The registered 製番",
+    openapi_extra=needs(Role.VIEWER),
+    responses={**READ, 304: {"description": "Not modified (If-None-Match)."}},
+)
+def get_seibans(slug: str, session: ReadSession, request: Request, response: Response) -> Any:
+    """The dashboard's registered 製番 in button order, each with its machine name and
+    progress. ``ETag`` is the list's version (send it as ``If-Match`` to edit)."""
+    dashboard = _schedule(session, slug)
+    version, items = _registered(session, dashboard)
+    response.headers["ETag"] = seibans.etag(version)
+    doc = {"version": version, "limit": MAX_REGISTERED_SEIBANS, "items": items}
+    return _cached(request, response, doc, etag=None)
+
+
+@router.put(
+    "/seibans",
+    response_model=RegisteredSeibanList,
+    summary="Replace the registered 製番",
+    openapi_extra=needs(Role.OPERATOR),
+    responses=LIST_WRITE,
+)
+def put_seibans(
+    slug: str,
+    body: RegisteredSeibanBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(description="The ETag of the list as read.")] = None,
+) -> dict[str, Any]:
+    """Replace the whole list (button order) — only if it is still the version read.
+
+    428 ``IF_MATCH_REQUIRED`` without ``If-Match``; 412 ``SEIBAN_LIST_CHANGED`` when someone
+    else edited it since (read it again); 400 ``INVALID_IF_MATCH``, ``INVALID_SEIBAN``,
+    ``DUPLICATE_SEIBAN``, ``TOO_MANY_SEIBANS`` (more than {MAX_REGISTERED_SEIBANS}),
+    ``UNKNOWN_SEIBAN``. Nothing changes when refused.
+    """
+    if len(body.seibans) > MAX_REGISTERED_SEIBANS:
+        raise InvalidRequest(
+            "TOO_MANY_SEIBANS",
+            f"{len(body.seibans)} 製番; at most {MAX_REGISTERED_SEIBANS} can be registered",
+        )
+    with write_session(engine) as session:
+        dashboard = _schedule(session, slug)
+        seibans.replace(session, dashboard, body.seibans, if_match=if_match, by=principal.label)
+        version, items = _registered(session, dashboard)
+    response.headers["ETag"] = seibans.etag(version)
+    return {"version": version, "limit": MAX_REGISTERED_SEIBANS, "items": items}
+
+
+def _registered(session: Session, dashboard: CsvDashboard) -> tuple[int, list[dict[str, Any]]]:
+    version, registered = seibans.registered(session, dashboard)
+    progress: dict[str, dict[str, Any]] = {}
+    if registered:
+        doc = board.scoped_summary(session, dashboard, seiban_list=registered)
+        progress = {p["fseiban"]: p for p in doc["by_seiban"]}
+    items = [
+        {
+            "fseiban": s,
+            "machine_name": progress.get(s, {}).get("machine_name"),
+            "total": progress.get(s, {}).get("total", 0),
+            "completed": progress.get(s, {}).get("completed", 0),
+        }
+        for s in registered
+    ]
+    return version, items
+
+
+def _cached(
+    request: Request, response: Response, doc: dict[str, Any], *, etag: str | None = ""
+) -> Any:
+    """Answer ``304`` when the client's ``If-None-Match`` is this document's ETag.
+
+    ``etag=""`` derives a weak ETag from the document itself (a poll's answer); ``None`` keeps
+    the one the route has set."""
+    if etag == "":
+        digest = hashlib.blake2b(
+            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
+        ).hexdigest()
+        response.headers["ETag"] = f'W/"{digest}"'
+    tag = response.headers.get("ETag")
+    sent = request.headers.get("if-none-match")
+    if tag and sent and tag in [t.strip() for t in sent.split(",")]:
+        return Response(status_code=304, headers={"ETag": tag})
+    return doc
 
 
 __all__ = ["router"]

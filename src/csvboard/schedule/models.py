@@ -156,3 +156,56 @@ OPERATOR_TABLES = (
     ProductionScheduleRowProcessing,
     ProductionScheduleRowOrder,
 )
+
+
+# --- the registered 製番 of a dashboard ------------------------------------------------------
+
+MAX_REGISTERED_SEIBANS = 100
+SEIBAN_PATTERN = "^[A-Za-z0-9*]{8}$"  # the preset's FSEIBAN rule
+
+
+class ProductionScheduleSeibanList(Base):
+    """The version of a dashboard's registered 製番 list, for optimistic concurrency.
+
+    Every kiosk of a dashboard shares one list; an edit names the version it read
+    (``If-Match``) and bumps it, so two planners never silently undo each other. No row yet
+    means version 0 (an empty list nobody has edited).
+    """
+
+    __tablename__ = "production_schedule_seiban_lists"
+
+    csv_dashboard_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("csv_dashboards.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+
+    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+
+
+class ProductionScheduleRegisteredSeiban(Base):
+    """One registered 製番, at its position (1 = first button) in the dashboard's list."""
+
+    __tablename__ = "production_schedule_registered_seibans"
+
+    csv_dashboard_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid,
+        ForeignKey("production_schedule_seiban_lists.csv_dashboard_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    fseiban: Mapped[str] = mapped_column(String(8), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("csv_dashboard_id", "position"),
+        CheckConstraint(
+            f"position BETWEEN 1 AND {MAX_REGISTERED_SEIBANS}", name="position_range"
+        ),
+        CheckConstraint(
+            "length(fseiban) = 8 AND fseiban NOT GLOB '*[^A-Za-z0-9*]*'", name="fseiban_pattern"
+        ).ddl_if(dialect="sqlite"),
+        CheckConstraint(f"fseiban ~ '{SEIBAN_PATTERN}'", name="fseiban_pattern").ddl_if(
+            dialect="postgresql"
+        ),
+    )

@@ -27,6 +27,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import heapq
+import itertools
 import json
 import re
 import unicodedata
@@ -390,6 +392,18 @@ def _token_condition(f: _Fields, token: _Token) -> ColumnElement[bool]:
     return or_(_contains(f, f.seiban, value), _contains(f, f.hincd, value), *names)
 
 
+def normalized_codes(values: Sequence[str]) -> list[str]:
+    """Resource codes or 製番 as a scope names them: NFKC, trimmed, distinct, sorted."""
+    return sorted({unicodedata.normalize("NFKC", v).strip() for v in values} - {""})
+
+
+def _sort_values(row: Row[Any]) -> tuple[str, str, int, str, uuid.UUID]:
+    """A composed row's kiosk sort key as Python compares it: code-point order of text is
+    the byte order both engines sort by (C collation, SQLite's BINARY), and UUIDs compare as
+    their 16 bytes there too."""
+    return (row.sort_0, row.sort_1, int(row.sort_2), row.sort_3, row.id)
+
+
 def _encode_cursor(row: Row[Any]) -> str:
     values = [row.sort_0, row.sort_1, int(row.sort_2), row.sort_3, str(row.id)]
     raw = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
@@ -450,6 +464,7 @@ def list_rows(
     has_due_date: bool | None = None,
     include_retired: bool = False,
     include_machine_rows: bool = False,
+    seibans: Sequence[str] = (),
     cursor: str | None = None,
     limit: int = 500,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -458,6 +473,12 @@ def list_rows(
     Filtering, searching, sorting and paging all happen in SQL so a page costs the same on a
     schedule of 100 or 100,000 rows. The cursor is keyset (the last row's sort values), so a
     row changed or added between pages never makes another appear twice or be skipped.
+
+    ``resources`` and ``seibans`` are the kiosk's scope (AND-ed with each other and the
+    filters; each a set of alternatives). A scope of 製番 reads those 製番 from the schedule
+    index; a scope of several resources reads each resource's range of the resource index in
+    kiosk order (one statement each, ``limit + 1`` rows at most) and merges the pages here:
+    one statement with ``IN`` would read every step of those resources and sort them.
     """
     _require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
@@ -473,12 +494,16 @@ def list_rows(
     f = _fields(session)
     stmt = _composed_select(f).where(_R.csv_dashboard_id == dashboard.id)
     if not include_retired:
-        stmt = stmt.where(_R.is_active == True)  # noqa: E712
+        # As an expression, not the bare column: SQLite (no statistics) would otherwise pick
+        # the (dashboard, is_active) index and read and sort every active row of the dashboard
+        # instead of walking the scope's range of a schedule index in kiosk order.
+        stmt = stmt.where(_active_first(_R) == 0)
     if not include_machine_rows:
         stmt = stmt.where(~f.machine_row())
-    wanted = sorted({unicodedata.normalize("NFKC", r).strip() for r in resources} - {""})
-    if wanted:
-        stmt = stmt.where(f.resource.in_(wanted))
+    wanted = normalized_codes(resources)
+    wanted_seibans = normalized_codes(seibans)
+    if wanted_seibans:
+        stmt = stmt.where(f.seiban.in_(wanted_seibans))
     if completion == "complete":
         stmt = stmt.where(_effective())
     elif completion == "incomplete":
@@ -495,7 +520,17 @@ def list_rows(
         stmt = stmt.where(_after(f.sort_keys, after))
     stmt = stmt.order_by(*f.sort_keys).limit(limit + 1)
 
-    rows = list(session.execute(stmt))
+    rows: list[Row[Any]]
+    if len(wanted) > 1 and not wanted_seibans:
+        merged = heapq.merge(
+            *(session.execute(stmt.where(f.resource == code)).all() for code in wanted),
+            key=_sort_values,
+        )
+        rows = list(itertools.islice(merged, limit + 1))
+    else:
+        if wanted:
+            stmt = stmt.where(f.resource.in_(wanted))
+        rows = list(session.execute(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     names = _machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})

@@ -1,0 +1,275 @@
+"""What a kiosk board reads within its scope, at a size that does not grow with the schedule.
+
+A terminal works within a scope — one or several resources and/or registered 製番 — and every
+read here touches only that scope's range of an index (migrations 0004 and 0006), never every
+row of the dashboard: the resources to choose from (a skip scan: one index probe per
+resource), the scope's progress, and the rows a board already shows, re-read by id for its
+poll. ``tests/schedule/test_board_plans.py`` reads both engines' plans of these queries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.errors import InvalidRequest
+from csvboard.schedule import service
+from csvboard.schedule.models import (
+    ProductionScheduleExternalCompletion,
+    ProductionScheduleProgress,
+)
+
+MAX_SCOPE_RESOURCES = 50
+MAX_SCOPE_SEIBANS = 100
+MAX_LOOKUP_IDS = 200  # a GET's query string stays under 8 KB
+
+_R = CsvDashboardRow
+_Progress = ProductionScheduleProgress
+_External = ProductionScheduleExternalCompletion
+
+
+def resource_codes(session: Session, dashboard: CsvDashboard) -> list[str]:
+    """The dashboard's distinct resource codes (FSIGENCD), in code order.
+
+    A recursive "next code after this one" walk of the resource index: one probe per resource
+    instead of reading the index entry of every row.
+    """
+    f = service._fields(session)
+    first = (
+        select(func.min(f.resource).label("code"))
+        .where(_R.csv_dashboard_id == dashboard.id)
+        .cte("codes", recursive=True)
+    )
+    following = (
+        select(func.min(f.resource))
+        .where(_R.csv_dashboard_id == dashboard.id, f.resource > first.c.code)
+        .correlate(first)
+        .scalar_subquery()
+    )
+    codes = first.union_all(select(following).where(first.c.code.is_not(None)))
+    return [c for c in session.scalars(select(codes.c.code)) if c is not None]
+
+
+def resources(session: Session, dashboard: CsvDashboard) -> list[dict[str, Any]]:
+    """Every resource code of the dashboard with its name (FSIGENMEI of one of its rows)."""
+    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    return [
+        {"resource_cd": code, "resource_name": _resource_name(session, dashboard, code)}
+        for code in resource_codes(session, dashboard)
+    ]
+
+
+def check_scope(
+    session: Session,
+    dashboard: CsvDashboard,
+    resource_list: Sequence[str],
+    seiban_list: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """The scope's codes, normalised; 400 for too many or for resource codes the dashboard
+    does not have (a kiosk configured for a machine that is gone should say so, not show an
+    empty board)."""
+    wanted = service.normalized_codes(resource_list)
+    seibans = service.normalized_codes(seiban_list)
+    if len(wanted) > MAX_SCOPE_RESOURCES:
+        raise InvalidRequest(
+            "SCOPE_TOO_LARGE", f"{len(wanted)} resources; a scope has at most {MAX_SCOPE_RESOURCES}"
+        )
+    if len(seibans) > MAX_SCOPE_SEIBANS:
+        raise InvalidRequest(
+            "SCOPE_TOO_LARGE", f"{len(seibans)} 製番; a scope has at most {MAX_SCOPE_SEIBANS}"
+        )
+    if wanted:
+        f = service._fields(session)
+        unknown = [
+            code
+            for code in wanted
+            if session.scalar(
+                select(_R.id)
+                .where(_R.csv_dashboard_id == dashboard.id, f.resource == code)
+                .limit(1)
+            )
+            is None
+        ]
+        if unknown:
+            raise InvalidRequest(
+                "UNKNOWN_RESOURCE",
+                "this schedule has no resource " + ", ".join(unknown[:10]),
+            )
+    return wanted, seibans
+
+
+def _scope_join(dashboard: CsvDashboard) -> Any:
+    """Rows with their two completion records (the worker's and the source's)."""
+    return _R.__table__.outerjoin(
+        _Progress,
+        and_(_Progress.csv_dashboard_row_id == _R.id, _Progress.csv_dashboard_id == dashboard.id),
+    ).outerjoin(
+        _External,
+        and_(_External.csv_dashboard_row_id == _R.id, _External.csv_dashboard_id == dashboard.id),
+    )
+
+
+def _active_steps(f: Any, dashboard: CsvDashboard) -> tuple[Any, ...]:
+    return (_R.csv_dashboard_id == dashboard.id, service._active_first(_R) == 0, ~f.machine_row())
+
+
+def _counted(f: Any, dashboard: CsvDashboard) -> Select[Any]:
+    """The number of active steps and how many of them are effectively complete."""
+    done = func.coalesce(func.sum(case((service._effective(), 1), else_=0)), 0)
+    return (
+        select(func.count(), done)
+        .select_from(_scope_join(dashboard))
+        .where(*_active_steps(f, dashboard))
+    )
+
+
+def scoped_summary(
+    session: Session,
+    dashboard: CsvDashboard,
+    *,
+    resource_list: Sequence[str] = (),
+    seiban_list: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Progress of the active steps in a scope: by resource and, for a scope of 製番, by 製番
+    (with the names of each 製番's incomplete parts). Same shape as the whole-dashboard
+    :func:`csvboard.schedule.service.progress_summary`, bounded by the scope."""
+    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    wanted, seibans = check_scope(session, dashboard, resource_list, seiban_list)
+    if not wanted and not seibans:
+        raise InvalidRequest("SCOPE_REQUIRED", "name at least one resource or 製番")
+    f = service._fields(session)
+    by_resource: list[dict[str, Any]] = []
+    by_seiban: list[dict[str, Any]] = []
+    if seibans:
+        # One pass over the 製番' range of the schedule index, grouped by 製番 first (grouping
+        # by resource first would make SQLite walk the whole resource index in its order).
+        # Per step, summed here: grouped in SQL, SQLite (which has no statistics) walks the
+        # whole resource index (it covers the query) instead of the 製番' few entries of the
+        # schedule index. A scope of 製番 is at most a few thousand steps.
+        stmt = (
+            select(f.seiban, f.resource, case((service._effective(), 1), else_=0))
+            .select_from(_scope_join(dashboard))
+            .where(*_active_steps(f, dashboard), f.seiban.in_(seibans))
+        )
+        if wanted:
+            stmt = stmt.where(f.resource.in_(wanted))
+        per_seiban: dict[str, list[int]] = {}
+        per_resource: dict[str, list[int]] = {}
+        for seiban, code, done in session.execute(stmt):
+            for bucket in (
+                per_seiban.setdefault(seiban, [0, 0]),
+                per_resource.setdefault(code, [0, 0]),
+            ):
+                bucket[0] += 1
+                bucket[1] += int(done)
+        by_resource = [
+            _progress(session, dashboard, code, total, done)
+            for code, (total, done) in sorted(per_resource.items())
+        ]
+        incomplete = _incomplete_parts(session, f, dashboard, seibans, wanted)
+        names = service._machine_names(session, f, dashboard.id, set(seibans))
+        by_seiban = [
+            {
+                "fseiban": seiban,
+                "machine_name": names.get(seiban),
+                "total": total,
+                "completed": done,
+                "incomplete_parts": incomplete.get(seiban, []),
+            }
+            for seiban, (total, done) in per_seiban.items()
+        ]
+    else:
+        for code in wanted:
+            # One resource at a time: each reads its own range of the resource index.
+            total, done = session.execute(_counted(f, dashboard).where(f.resource == code)).one()
+            if total:
+                by_resource.append(_progress(session, dashboard, code, total, done))
+    return {
+        "total": sum(r["total"] for r in by_resource),
+        "completed": sum(r["completed"] for r in by_resource),
+        "by_resource": by_resource,
+        "by_seiban": by_seiban,
+    }
+
+
+def _resource_name(session: Session, dashboard: CsvDashboard, code: str) -> str | None:
+    """FSIGENMEI of one of the resource's rows that names it (its index range, first hit)."""
+    f = service._fields(session)
+    name = session.scalar(
+        select(f.resource_name)
+        .where(_R.csv_dashboard_id == dashboard.id, f.resource == code, f.resource_name != "")
+        .limit(1)
+    )
+    return name or None
+
+
+def _progress(
+    session: Session, dashboard: CsvDashboard, code: str, total: int, done: int
+) -> dict[str, Any]:
+    return {
+        "resource_cd": code,
+        "resource_name": _resource_name(session, dashboard, code),
+        "total": int(total),
+        "completed": int(done),
+    }
+
+
+def _incomplete_parts(
+    session: Session,
+    f: Any,
+    dashboard: CsvDashboard,
+    seibans: list[str],
+    wanted: list[str],
+) -> dict[str, list[str]]:
+    stmt = (
+        select(f.seiban, f.hinmei)
+        .select_from(_scope_join(dashboard))
+        .where(*_active_steps(f, dashboard), f.seiban.in_(seibans), ~service._effective())
+        .group_by(f.seiban, f.hinmei)
+        .order_by(f.seiban, func.min(f.product_no), func.min(f.hincd), f.hinmei)
+    )
+    if wanted:
+        stmt = stmt.where(f.resource.in_(wanted))
+    parts: dict[str, list[str]] = {}
+    for seiban, hinmei in session.execute(stmt):
+        parts.setdefault(seiban, []).append(hinmei)
+    return parts
+
+
+def rows_by_id(
+    session: Session, dashboard: CsvDashboard, ids: Sequence[uuid.UUID]
+) -> list[dict[str, Any]]:
+    """The composed rows of ``ids`` that belong to the dashboard (retired ones included, so a
+    board sees a step leave), in kiosk order: what a board's poll re-reads."""
+    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    if len(ids) > MAX_LOOKUP_IDS:
+        raise InvalidRequest(
+            "TOO_MANY_IDS", f"{len(ids)} row ids; at most {MAX_LOOKUP_IDS} per request"
+        )
+    if not ids:
+        return []
+    f = service._fields(session)
+    # By primary key only, sorted here: with the dashboard or the sort in the statement,
+    # SQLite's planner walks the dashboard's schedule index instead of probing the ids.
+    found = session.execute(service._composed_select(f).where(_R.id.in_(sorted(set(ids)))))
+    rows = sorted(
+        (r for r in found if r.csv_dashboard_id == dashboard.id), key=service._sort_values
+    )
+    names = service._machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
+    return [service._compose(r, names) for r in rows]
+
+
+__all__ = [
+    "MAX_LOOKUP_IDS",
+    "MAX_SCOPE_RESOURCES",
+    "MAX_SCOPE_SEIBANS",
+    "check_scope",
+    "resources",
+    "rows_by_id",
+    "scoped_summary",
+]
