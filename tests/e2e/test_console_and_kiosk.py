@@ -57,6 +57,27 @@ def step(page: Page, hincd: str, kojun: int = 10) -> Locator:
     return page.locator(f'[data-testid=step][data-fhincd="{hincd}"][data-fkojun="{kojun}"]')
 
 
+def choose_resources(page: Page, *codes: str) -> None:
+    """Scope the terminal to ``codes`` by tapping their toggles (kept in localStorage)."""
+    for code in codes:
+        button = page.locator(f'[data-testid=scope-resource][data-resource="{code}"]')
+        expect(button).to_have_attribute("aria-pressed", "false")
+        button.click()
+        expect(button).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#board")).to_have_attribute("data-state", "ready")
+
+
+def write_note(page: Page, target: Locator, text: str) -> None:
+    """The note editor: a modal with one line of text, saved with Enter."""
+    target.locator("[data-testid=note]").click()
+    page.fill("[data-testid=note-input]", text)
+    page.press("[data-testid=note-input]", "Enter")
+
+
+def note_of(target: Locator) -> Locator:
+    return target.locator("[data-testid=note] .chip-value")
+
+
 def write_file(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_bytes(text.encode("cp932"))
@@ -137,19 +158,22 @@ def test_upload_kiosk_snapshot_and_rerun(
 
     # the kiosk: three steps done and a note
     kiosk = sign_in("operator", next_path=KIOSK)
-    expect(kiosk.locator("[data-testid=step]")).to_have_count(6)
+    # a terminal without a scope asks for one instead of listing the whole schedule
+    expect(kiosk.locator("[data-testid=ask-scope]")).to_be_visible()
+    expect(kiosk.locator("[data-testid=step]")).to_have_count(0)
     expect(kiosk.locator("#last-success")).not_to_have_text("まだありません")
-    expect(kiosk.locator("[data-testid=resource]")).to_have_count(3)
+    expect(kiosk.locator("[data-testid=scope-resource]")).to_have_count(4)  # M00 R01 R02 R03
+    choose_resources(kiosk, "R01", "R02", "R03")
+    expect(kiosk.locator("[data-testid=step]")).to_have_count(6)
     for hincd in ("P-100", "P-200", "P-400"):
         target = step(kiosk, hincd)
         target.locator("[data-testid=toggle]").click()
         expect(target).to_have_attribute("data-completed", "true")
         expect(target).to_have_attribute("data-write", "ok")
     expect(kiosk.locator("#overall-text")).to_have_text("3/6")
-    note = step(kiosk, "P-300").locator("[data-testid=note]")
-    note.fill("治具確認済み")
-    note.press("Enter")
+    write_note(kiosk, step(kiosk, "P-300"), "治具確認済み")
     expect(step(kiosk, "P-300")).to_have_attribute("data-write", "ok")
+    expect(note_of(step(kiosk, "P-300"))).to_have_text("治具確認済み")
     rows = api_rows(live_server)
     assert rows[("P-300", "10")]["note"] == "治具確認済み"
     assert {k for k, r in rows.items() if r["completed"]} == {
@@ -174,7 +198,7 @@ def test_upload_kiosk_snapshot_and_rerun(
         "data-status", "succeeded", timeout=RUN_TIMEOUT_MS
     )
 
-    kiosk.reload()
+    kiosk.reload()  # the scope is the terminal's: it survives the reload
     expect(kiosk.locator("[data-testid=step]")).to_have_count(6)
     expect(step(kiosk, "P-500")).to_have_count(0)  # retired: gone from the board
     expect(step(kiosk, "P-600", 20)).to_have_attribute("data-completed", "false")
@@ -182,7 +206,7 @@ def test_upload_kiosk_snapshot_and_rerun(
         expect(step(kiosk, hincd)).to_have_attribute("data-completed", "true")
     expect(step(kiosk, "P-100", 20)).to_have_attribute("data-completed", "false")
     expect(step(kiosk, "P-300").locator("[data-testid=fhinmei]")).to_have_text("サドル改")
-    expect(step(kiosk, "P-300").locator("[data-testid=note]")).to_have_value("治具確認済み")
+    expect(note_of(step(kiosk, "P-300"))).to_have_text("治具確認済み")
     expect(kiosk.locator("#overall-text")).to_have_text("3/6")
     kiosk.screenshot(path=str(artifacts / "kiosk-1080p.png"), full_page=True)
 
@@ -237,6 +261,7 @@ def test_failed_write_is_shown_and_retried(
 ) -> None:
     api_ingest(live_server, FIRST_EXPORT)
     kiosk = sign_in("operator", next_path=KIOSK)
+    choose_resources(kiosk, "R01", "R02", "R03")
     target = step(kiosk, "P-200")
     expect(target).to_have_attribute("data-completed", "false")
 
@@ -271,15 +296,13 @@ def test_failed_write_is_shown_and_retried(
     # a note that failed survives a reload (kept in the browser) and can still be sent
     kiosk.unroute("**/completion")
     kiosk.route("**/note", lambda route: route.abort("internetdisconnected"))
-    note = step(kiosk, "P-300").locator("[data-testid=note]")
-    note.fill("材料待ち")
-    note.press("Enter")
+    write_note(kiosk, step(kiosk, "P-300"), "材料待ち")
     expect(step(kiosk, "P-300")).to_have_attribute("data-write", "failed")
     kiosk.unroute("**/note")
     kiosk.once("dialog", lambda dialog: dialog.accept())  # "changes are not saved" on leave
     kiosk.reload()
     expect(step(kiosk, "P-300")).to_have_attribute("data-write", "failed")
-    expect(step(kiosk, "P-300").locator("[data-testid=note]")).to_have_value("材料待ち")
+    expect(note_of(step(kiosk, "P-300"))).to_have_text("材料待ち")
     step(kiosk, "P-300").locator("[data-testid=retry-write]").click()
     expect(step(kiosk, "P-300")).to_have_attribute("data-write", "ok")
     assert api_rows(live_server)[("P-300", "10")]["note"] == "材料待ち"
@@ -293,10 +316,13 @@ def test_viewer_sees_no_write_controls(sign_in: SignIn, live_server: Any) -> Non
     failed = api_ingest(live_server, BROKEN_EXPORT, kind="incremental_update")
     assert failed["status"] == "failed"
     viewer = sign_in("viewer", next_path=KIOSK)
+    choose_resources(viewer, "R01", "R02", "R03")
     expect(viewer.locator("[data-testid=step]")).to_have_count(6)
     expect(viewer.locator("button[data-testid=toggle]")).to_have_count(0)
-    expect(viewer.locator("[data-testid=note]")).to_have_count(0)
-    expect(viewer.locator("select[data-testid=order]")).to_have_count(0)
+    for control in ("note", "order", "due", "processing"):
+        expect(viewer.locator(f"[data-testid={control}]")).to_have_count(6)  # shown, read-only
+        expect(viewer.locator(f"button[data-testid={control}]")).to_have_count(0)
+    expect(viewer.locator("[data-testid=seiban-edit]")).to_have_count(0)
     expect(viewer.locator("input[type=date]")).to_have_count(0)
     viewer.goto(live_server.url("/admin"))
     expect(viewer.locator("#runs-body tr")).to_have_count(2)
@@ -328,6 +354,7 @@ def test_kiosk_fits_1080p_landscape_and_a_tablet_in_portrait(
     )
     for width, height, name in ((1920, 1080, "kiosk-landscape"), (800, 1280, "kiosk-portrait")):
         page = sign_in("operator", width=width, height=height, next_path=KIOSK)
+        choose_resources(page, "R01", "R02", "R03")
         expect(page.locator("[data-testid=step]")).to_have_count(7)
         assert no_horizontal_scroll(page), name
         box = page.locator("button[data-testid=toggle]").first.bounding_box()
@@ -350,16 +377,13 @@ def test_script_in_a_csv_cell_stays_inert(sign_in: SignIn, live_server: Any) -> 
     )
     assert run["status"] == "succeeded", run
     page = sign_in("operator", next_path=KIOSK)
+    choose_resources(page, "R01")
     cell = step(page, "P-EVIL").locator("[data-testid=fhinmei]")
     expect(cell).to_have_text(evil)
     assert page.locator("#board img").count() == 0
     assert page.locator("#board script").count() == 0
-    note = step(page, "P-EVIL").locator("[data-testid=note]")
-    note.fill("<img src=y onerror=window.__pwned=3>")
-    note.press("Enter")
+    write_note(page, step(page, "P-EVIL"), "<img src=y onerror=window.__pwned=3>")
     expect(step(page, "P-EVIL")).to_have_attribute("data-write", "ok")
     page.reload()
-    expect(step(page, "P-EVIL").locator("[data-testid=note]")).to_have_value(
-        "<img src=y onerror=window.__pwned=3>"
-    )
+    expect(note_of(step(page, "P-EVIL"))).to_have_text("<img src=y onerror=window.__pwned=3>")
     assert page.evaluate("window.__pwned") is None

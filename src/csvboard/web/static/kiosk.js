@@ -1,12 +1,23 @@
-// csvboard kiosk board: the production schedule by resource, with completion, note, due date
-// and machining-order writes that survive a flaky network.
+// csvboard kiosk board: a terminal's scope of the production schedule (resources and/or
+// registered 製番, kept in localStorage), paged from the server in kiosk order, with
+// completion, note, due date, processing type and machining-order writes that survive a
+// flaky network.
+//
+// Size: the board never lists a whole dashboard (a real schedule is 60,000 steps). It asks for
+// a scope or a search, fetches 50 steps a page (keyset cursor) as the worker scrolls, and keeps
+// only the pages near the viewport in the DOM: a page scrolled far away is replaced by an empty
+// block of its measured height, so the element count stays bounded whatever the scope's size.
 //
 // Writes are optimistic: the step shows the new value at once, marked "pending" until the
 // server confirms it. A network error, a time-out or a 5xx keeps the value and marks the write
 // "failed" with a retry button (every write is an idempotent PUT of the intended value, never a
 // toggle, so retrying is always safe). Unconfirmed writes are also kept in localStorage, so a
 // reload does not lose them either. A 4xx (the server refused the value) reverts to the
-// server's state and says why.
+// server's state and says why. A write re-renders only its own step.
+//
+// Other terminals' changes arrive by a poll that re-reads the steps on screen by id (ETag:
+// 304 when nothing changed); a poll's answer never overrides a write sent or confirmed since the
+// poll was asked, nor one still pending here.
 //
 // Text from the server is only ever set with textContent (never innerHTML).
 "use strict";
@@ -19,24 +30,51 @@
   const canWrite = board.getAttribute("data-can-write") === "true";
   const base = "/api/v1/schedules/" + encodeURIComponent(slug);
   const STORE_KEY = "csvboard.kiosk.unsaved." + slug;
+  const SCOPE_KEY = "csvboard.kiosk.scope." + slug;
+  const FILTER_KEY = "csvboard.kiosk.filters." + slug;
   const WRITE_TIMEOUT_MS = 15000;
+  const PAGE_SIZE = 50;
+  const POLL_MS = 10000;
+  const KEEP_MARGIN = "1500px 0px"; // pages within this distance of the viewport stay rendered
   const FIELDS = {
     completion: "completion",
     note: "note",
     due_date: "due-date",
+    processing: "processing-type",
     order: "order",
   };
 
   const byId = new Map();     // row id -> server row
-  let orderIds = [];          // row ids in kiosk order, as listed
-  const stepEls = new Map();  // row id -> step element parts
+  const pages = [];           // {ids, block, rendered, height}
+  const stepEls = new Map();  // row id -> step element parts (rendered steps only)
   const writes = new Map();   // "id:field" -> {id, field, value, state, message}
-  let summary = null;
-  let completion = "all";
+  const epochs = new Map();   // row id -> counter bumped by each write sent or confirmed
+  let scope = loadJson(SCOPE_KEY, { resources: [], seibans: [] });
+  let filters = loadJson(FILTER_KEY, { completion: "all", has_note: false, has_due_date: false });
   let query = "";
-  let signature = "";
+  let nextCursor = null;
+  let generation = 0;         // bumped by every reload of the list: late pages of an old one are dropped
+  let loadingMore = false;
+  let knownResources = [];
+  let registered = { version: 0, limit: 100, items: [] };
+  let registeredTag = null;
+  let processingTypes = [];
+  let lastSuccess;            // undefined until first seen
+  const tags = { lookup: null };
 
   // --- helpers -----------------------------------------------------------------------------
+
+  function loadJson(key, fallback) {
+    try {
+      const v = JSON.parse(localStorage.getItem(key) || "null");
+      if (v && typeof v === "object") return Object.assign({}, fallback, v);
+    } catch (e) { /* unreadable: the default */ }
+    return Object.assign({}, fallback);
+  }
+
+  function saveJson(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* storage full */ }
+  }
 
   function cookie(name) {
     for (const part of document.cookie.split(";")) {
@@ -46,17 +84,26 @@
     return "";
   }
 
-  async function getJson(path) {
-    const res = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  async function problemText(res) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
+    return detail;
+  }
+
+  async function request(path, opts) {
+    const o = opts || {};
+    const headers = Object.assign({ Accept: "application/json" }, o.headers || {});
+    const res = await fetch(path, Object.assign({ credentials: "same-origin" }, o, { headers }));
     if (res.status === 401) {
       location.href = "/login?next=" + encodeURIComponent(location.pathname);
       throw new Error("signed out");
     }
-    if (!res.ok) {
-      let detail = res.statusText;
-      try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
-      throw new Error(`${res.status} ${detail}`);
-    }
+    return res;
+  }
+
+  async function getJson(path) {
+    const res = await request(path);
+    if (!res.ok) throw new Error(`${res.status} ${await problemText(res)}`);
     return res.json();
   }
 
@@ -81,10 +128,29 @@
     });
   }
 
+  function isoDay(offset) {
+    // The kiosk's own calendar day in the factory's time zone, plus offset days.
+    const parts = new Intl.DateTimeFormat("en-CA", { timeZone: config.timezone, year: "numeric", month: "2-digit", day: "2-digit" })
+      .format(new Date()).split("-").map(Number);
+    const d = new Date(Date.UTC(parts[0], parts[1] - 1, parts[2] + offset));
+    return d.toISOString().slice(0, 10);
+  }
+
   function showError(message) {
     const box = document.getElementById("kiosk-error");
     box.textContent = message || "";
     box.hidden = !message;
+  }
+
+  function scopeParams() {
+    const p = new URLSearchParams();
+    for (const r of scope.resources) p.append("resource", r);
+    for (const s of scope.seibans) p.append("seiban", s);
+    return p;
+  }
+
+  function hasScope() {
+    return scope.resources.length > 0 || scope.seibans.length > 0;
   }
 
   // --- the effective view of a step (server row + writes not yet confirmed) ----------------
@@ -100,16 +166,15 @@
       completed: row.completed,
       note: row.note || "",
       due_date: row.due_date || "",
+      processing: row.processing_type || "",
       order: row.order ? row.order.order_number : null,
     };
     const c = pendingValue(id, "completion");
     if (c) v.completed = c.value === "complete" || (row.external_completed && c.value !== "complete");
-    const n = pendingValue(id, "note");
-    if (n) v.note = n.value;
-    const d = pendingValue(id, "due_date");
-    if (d) v.due_date = d.value;
-    const o = pendingValue(id, "order");
-    if (o) v.order = o.value;
+    for (const field of ["note", "due_date", "processing", "order"]) {
+      const w = pendingValue(id, field);
+      if (w) v[field] = w.value;
+    }
     return v;
   }
 
@@ -140,14 +205,20 @@
     if (field === "completion") return { intent: value };
     if (field === "note") return { note: value };
     if (field === "due_date") return { due_date: value || null };
+    if (field === "processing") return { processing_type: value || null };
     const row = byId.get(id);
     return { resource_cd: row.row_data.FSIGENCD || "", order_number: value };
+  }
+
+  function bump(id) {
+    epochs.set(id, (epochs.get(id) || 0) + 1);
   }
 
   async function send(id, field, value) {
     const key = id + ":" + field;
     const w = { id, field, value, state: "pending", message: "" };
     writes.set(key, w);
+    bump(id);
     persist();
     update(id);
     const controller = new AbortController();
@@ -174,17 +245,16 @@
     if (res && res.ok) {
       const row = await res.json().catch(() => null);
       writes.delete(key);
+      bump(id);
       if (row && row.id) byId.set(id, row);
       persist();
       update(id);
-      if (field === "completion" || field === "order") scheduleQuietReload();
+      if (field === "completion") scheduleSummary();
       return;
     }
     if (res && res.status >= 400 && res.status < 500 && ![401, 403, 408, 429].includes(res.status)) {
-      let detail = res.statusText;
-      try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
       w.state = "refused";
-      w.message = detail;
+      w.message = await problemText(res);
     } else {
       w.state = "failed";
       w.message = res ? `HTTP ${res.status}` : "";
@@ -218,6 +288,15 @@
 
   // --- one step ------------------------------------------------------------------------------
 
+  function chip(testid, label, onClick) {
+    const value = el("span", { class: "chip-value" });
+    const node = canWrite
+      ? el("button", { type: "button", class: "chip", "data-testid": testid }, el("span", { class: "chip-label" }, label), value)
+      : el("span", { class: "chip ro", "data-testid": testid }, el("span", { class: "chip-label" }, label), value);
+    if (canWrite) node.addEventListener("click", onClick);
+    return { node, value };
+  }
+
   function buildStep(id) {
     const row = byId.get(id);
     const d = row.row_data;
@@ -225,49 +304,26 @@
     parts.toggle = canWrite
       ? el("button", { type: "button", class: "toggle", "data-testid": "toggle" })
       : el("span", { class: "toggle ro", "data-testid": "toggle" });
-    parts.toggleMark = el("span", { class: "mark", "aria-hidden": "true" }, "✓");
-    parts.toggleLabel = el("span", { class: "toggle-label" });
-    parts.toggle.append(parts.toggleMark, parts.toggleLabel);
     const info = el("div", { class: "info" },
       el("div", { class: "line1" },
         el("span", { class: "seiban", "data-testid": "fseiban" }, d.FSEIBAN || ""),
         row.machine_name ? el("span", { class: "machine" }, row.machine_name) : null,
+        el("span", { class: "res", "data-testid": "fsigencd" }, `${d.FSIGENCD || ""} ${d.FSIGENMEI || ""}`.trim()),
         el("span", { class: "kojun" }, `${t.process_order} ${d.FKOJUN || ""}`)),
       el("div", { class: "line2" },
         el("span", { class: "hincd", "data-testid": "fhincd" }, d.FHINCD || ""),
         el("span", { class: "hinmei", "data-testid": "fhinmei" }, d.FHINMEI || ""),
         d.FSIGENSHOYORYO ? el("span", { class: "hours" }, `${t.hours} ${d.FSIGENSHOYORYO}`) : null));
-    const edits = el("div", { class: "edits" });
+    parts.order = chip("order", t.order, () => openOrder(id));
+    parts.due = chip("due", t.due_date, () => openDue(id));
+    parts.processing = chip("processing", t.processing_type, () => openProcessing(id));
+    parts.note = chip("note", t.note, () => openNote(id));
+    parts.note.node.classList.add("chip-note");
+    const edits = el("div", { class: "edits" }, parts.order.node, parts.due.node, parts.processing.node, parts.note.node);
     if (canWrite) {
-      parts.order = el("select", { class: "order", "aria-label": t.order, "data-testid": "order" },
-        el("option", { value: "" }, "—"),
-        ...Array.from({ length: 10 }, (_, i) => el("option", { value: String(i + 1) }, String(i + 1))));
-      parts.due = el("input", { type: "date", class: "due", "aria-label": t.due_date, "data-testid": "due" });
-      parts.note = el("input", {
-        type: "text", class: "note", maxlength: "100", "aria-label": t.note,
-        placeholder: t.note, "data-testid": "note", enterkeyhint: "done",
-      });
-      edits.append(
-        el("label", { class: "f-order" }, el("span", null, t.order), parts.order),
-        el("label", { class: "f-due" }, el("span", null, t.due_date), parts.due),
-        el("label", { class: "f-note" }, el("span", null, t.note), parts.note));
       parts.toggle.addEventListener("click", () => {
         send(id, "completion", view(id).completed ? "incomplete" : "complete");
       });
-      parts.order.addEventListener("change", () => {
-        send(id, "order", parts.order.value ? Number(parts.order.value) : null);
-      });
-      parts.due.addEventListener("change", () => send(id, "due_date", parts.due.value));
-      parts.note.addEventListener("change", () => send(id, "note", parts.note.value.replace(/[\r\n]+/g, " ")));
-      parts.note.addEventListener("keydown", (ev) => { if (ev.key === "Enter") parts.note.blur(); });
-    } else {
-      parts.orderText = el("span", { class: "ro-val" });
-      parts.dueText = el("span", { class: "ro-val" });
-      parts.noteText = el("span", { class: "ro-val note-text", "data-testid": "note-text" });
-      edits.append(
-        el("span", { class: "f-order" }, el("span", null, t.order + " "), parts.orderText),
-        el("span", { class: "f-due" }, el("span", null, t.due_date + " "), parts.dueText),
-        el("span", { class: "f-note" }, el("span", null, t.note + " "), parts.noteText));
     }
     parts.state = el("div", { class: "write-state", "aria-live": "polite", "data-testid": "write-state" });
     parts.root = el("article", {
@@ -279,30 +335,20 @@
     return parts.root;
   }
 
-  function setValue(input, value) {
-    if (document.activeElement !== input && input.value !== value) input.value = value;
-  }
-
   function update(id) {
     const parts = stepEls.get(id);
     if (!parts || !byId.has(id)) return;
-    const row = byId.get(id);
     const v = view(id);
     parts.root.classList.toggle("done", v.completed);
     parts.root.setAttribute("data-completed", v.completed ? "true" : "false");
     parts.toggle.setAttribute("aria-pressed", v.completed ? "true" : "false");
-    parts.toggleLabel.textContent = v.completed ? t.complete : (canWrite ? t.mark_complete : "");
-    if (canWrite) {
-      parts.toggle.title = v.completed ? t.mark_incomplete : t.mark_complete;
-      setValue(parts.order, v.order === null ? "" : String(v.order));
-      parts.order.disabled = v.completed;
-      setValue(parts.due, v.due_date);
-      setValue(parts.note, v.note);
-    } else {
-      parts.orderText.textContent = v.order === null ? "—" : String(v.order);
-      parts.dueText.textContent = v.due_date || "—";
-      parts.noteText.textContent = v.note || "—";
-    }
+    parts.toggle.textContent = v.completed ? t.complete : (canWrite ? t.mark_complete : "—");
+    if (canWrite) parts.toggle.title = v.completed ? t.mark_incomplete : t.mark_complete;
+    parts.order.value.textContent = v.order === null ? "—" : String(v.order);
+    if (canWrite) parts.order.node.disabled = v.completed;
+    parts.due.value.textContent = v.due_date || "—";
+    parts.processing.value.textContent = v.processing || "—";
+    parts.note.value.textContent = v.note || "—";
     // the step's write state: pending, failed (retry), refused (why)
     let state = "";
     let message = "";
@@ -321,184 +367,523 @@
       children.push(el("span", { class: "failed" }, t.write_failed), btn);
     }
     if (state === "refused") {
-      const btn = el("button", { type: "button", class: "btn small" }, "×");
+      const btn = el("button", { type: "button", class: "btn small", "data-testid": "dismiss" }, "×");
       btn.addEventListener("click", () => dismiss(id));
-      children.push(el("span", { class: "failed" }, `${t.write_refused}: ${message}`), btn);
+      children.push(el("span", { class: "failed", "data-testid": "refused-reason" }, `${t.write_refused}: ${message}`), btn);
     }
     parts.state.replaceChildren(...children);
-    void row;
   }
 
-  // --- the board -----------------------------------------------------------------------------
+  // --- editors (one modal dialog, built for the step it edits) -------------------------------
 
-  function groups() {
-    const byResource = new Map();
-    for (const id of orderIds) {
-      const row = byId.get(id);
-      const code = row.row_data.FSIGENCD || "";
-      if (!byResource.has(code)) byResource.set(code, []);
-      byResource.get(code).push(id);
-    }
-    const codes = Array.from(byResource.keys()).sort((a, b) => a.localeCompare(b, "ja", { numeric: true }));
-    return codes.map((code) => {
-      const ids = byResource.get(code);
-      // machining order: steps with an order number first (1..10), then the kiosk sort
-      const pos = new Map(ids.map((id, i) => [id, i]));
-      ids.sort((a, b) => {
-        const oa = byId.get(a).order ? byId.get(a).order.order_number : 99;
-        const ob = byId.get(b).order ? byId.get(b).order.order_number : 99;
-        return oa - ob || pos.get(a) - pos.get(b);
-      });
-      return { code, ids };
+  const editor = document.getElementById("editor");
+
+  function openEditor(title, content, actions) {
+    const close = el("button", { type: "button", class: "btn", "data-testid": "editor-close" }, t.close);
+    close.addEventListener("click", () => editor.close());
+    editor.replaceChildren(
+      el("h2", null, title),
+      content,
+      el("div", { class: "editor-actions" }, ...actions, close));
+    editor.showModal();
+  }
+
+  function stepTitle(id) {
+    const d = byId.get(id).row_data;
+    return `${d.FSEIBAN || ""} ${d.FHINCD || ""} ${d.FHINMEI || ""} (${t.process_order} ${d.FKOJUN || ""})`;
+  }
+
+  function actionButton(label, testid, onClick, cls) {
+    const b = el("button", { type: "button", class: "btn " + (cls || ""), "data-testid": testid }, label);
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function openNote(id) {
+    const input = el("input", {
+      type: "text", class: "note-input", maxlength: "100", "aria-label": t.note,
+      "data-testid": "note-input", enterkeyhint: "done", value: view(id).note,
     });
+    const save = () => { send(id, "note", input.value.replace(/[\r\n]+/g, " ").trim()); editor.close(); };
+    // preventDefault: closing moves focus back to the note button, which the same Enter
+    // would otherwise press, opening the editor again
+    input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); save(); } });
+    openEditor(`${t.note} — ${stepTitle(id)}`, el("div", { class: "editor-body" }, input), [
+      actionButton(t.save, "note-save", save, "primary"),
+      actionButton(t.clear, "note-clear", () => { send(id, "note", ""); editor.close(); }),
+    ]);
+    input.focus();
   }
 
-  function resourceProgress(code) {
-    if (summary) {
-      const r = summary.by_resource.find((x) => x.resource_cd === code);
-      if (r) return r;
+  function openDue(id) {
+    const input = el("input", { type: "date", class: "due-input", "aria-label": t.due_date, "data-testid": "due-input", value: view(id).due_date });
+    const set = (value) => { send(id, "due_date", value); editor.close(); };
+    openEditor(`${t.due_date} — ${stepTitle(id)}`, el("div", { class: "editor-body" },
+      el("div", { class: "quick" },
+        actionButton(t.today, "due-today", () => set(isoDay(0))),
+        actionButton(t.tomorrow, "due-tomorrow", () => set(isoDay(1))),
+        actionButton(t.day_after, "due-day-after", () => set(isoDay(2)))),
+      input), [
+      actionButton(t.save, "due-save", () => set(input.value), "primary"),
+      actionButton(t.clear, "due-clear", () => set("")),
+    ]);
+  }
+
+  function openChoice(id, field, title, options, current) {
+    const grid = el("div", { class: "choices" });
+    for (const o of options) {
+      const b = actionButton(String(o), "choice", () => { send(id, field, o); editor.close(); }, "choice");
+      b.setAttribute("aria-pressed", o === current ? "true" : "false");
+      grid.append(b);
     }
-    return null;
+    openEditor(`${title} — ${stepTitle(id)}`, grid, [
+      actionButton(t.remove, "choice-clear", () => { send(id, field, null); editor.close(); }),
+    ]);
   }
 
-  function bar(done, total, testid) {
-    const fill = el("div", { class: "fill" });
-    fill.style.width = (total ? Math.round((done / total) * 100) : 0) + "%";
-    return el("div", { class: "bar", "data-testid": testid }, fill);
+  function openOrder(id) {
+    openChoice(id, "order", t.order, Array.from({ length: 10 }, (_, i) => i + 1), view(id).order);
   }
 
-  function renderSummary() {
-    if (!summary) return;
-    document.getElementById("overall-text").textContent = `${summary.completed}/${summary.total}`;
-    document.getElementById("overall-fill").style.width =
-      (summary.total ? Math.round((summary.completed / summary.total) * 100) : 0) + "%";
-    for (const section of board.querySelectorAll(".resource")) {
-      const p = resourceProgress(section.getAttribute("data-resource"));
-      const text = section.querySelector(".res-count");
-      const fill = section.querySelector(".res-bar .fill");
-      if (p && text && fill) {
-        text.textContent = `${p.completed}/${p.total}`;
-        fill.style.width = (p.total ? Math.round((p.completed / p.total) * 100) : 0) + "%";
-      }
+  function openProcessing(id) {
+    openChoice(id, "processing", t.processing_type, processingTypes, view(id).processing || null);
+  }
+
+  // --- the list: pages of steps, only those near the viewport rendered ----------------------
+
+  const keeper = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const page = pages[Number(entry.target.getAttribute("data-page"))];
+      if (!page) continue;
+      if (entry.isIntersecting) renderPage(page);
+      else releasePage(page);
     }
+    board.setAttribute("data-rendered-pages", String(pages.filter((p) => p.rendered).length));
+  }, { rootMargin: KEEP_MARGIN });
+
+  function renderPage(page) {
+    if (page.rendered) return;
+    page.rendered = true;
+    page.block.style.height = "";
+    page.block.replaceChildren(...page.ids.filter((id) => byId.has(id)).map(buildStep));
   }
 
-  function render() {
-    const gs = groups();
-    const sig = JSON.stringify(gs);
-    if (sig === signature) {
-      for (const id of orderIds) update(id);
-      renderSummary();
+  function releasePage(page) {
+    if (!page.rendered) return;
+    page.height = page.block.getBoundingClientRect().height;
+    page.block.style.height = page.height + "px";
+    for (const id of page.ids) stepEls.delete(id);
+    page.block.replaceChildren();
+    page.rendered = false;
+  }
+
+  function addPage(items) {
+    const ids = [];
+    for (const row of items) {
+      byId.set(row.id, row);
+      ids.push(row.id);
+    }
+    const index = pages.length;
+    const block = el("div", { class: "page", "data-testid": "page", "data-page": String(index) });
+    const page = { ids, block, rendered: false, height: 0 };
+    pages.push(page);
+    board.append(block);
+    renderPage(page);
+    keeper.observe(block);
+    board.setAttribute("data-pages", String(pages.length));
+  }
+
+  function clearList() {
+    for (const p of pages) keeper.unobserve(p.block);
+    pages.length = 0;
+    stepEls.clear();
+    // rows with unconfirmed writes stay known, so their pending state is never lost
+    for (const id of Array.from(byId.keys())) {
+      if (!Array.from(writes.values()).some((w) => w.id === id)) byId.delete(id);
+    }
+    board.replaceChildren();
+    board.setAttribute("data-pages", "0");
+  }
+
+  function listParams() {
+    const p = scopeParams();
+    p.set("limit", String(PAGE_SIZE));
+    p.set("completion", filters.completion);
+    if (filters.has_note) p.set("has_note", "true");
+    if (filters.has_due_date) p.set("has_due_date", "true");
+    if (query) p.set("q", query);
+    return p;
+  }
+
+  async function reload() {
+    const mine = ++generation;
+    nextCursor = null;
+    loadingMore = false;
+    document.getElementById("kiosk-news").hidden = true;
+    const ask = !hasScope() && !query;
+    document.getElementById("kiosk-ask").hidden = !ask;
+    clearList();
+    if (ask) {
+      board.setAttribute("data-state", "ask-scope");
+      board.setAttribute("data-more", "false");
+      document.getElementById("kiosk-loading").hidden = true;
+      renderSummary(null);
       return;
     }
-    signature = sig;
-    stepEls.clear();
-    const sections = gs.map(({ code, ids }) => {
-      const first = byId.get(ids[0]);
-      const p = resourceProgress(code);
-      return el("section", { class: "resource", "data-resource": code, "data-testid": "resource" },
-        el("header", { class: "res-head" },
-          el("h2", null, el("span", { class: "res-code" }, code || "—"), " ",
-            el("span", { class: "res-name" }, first.row_data.FSIGENMEI || "")),
-          el("span", { class: "res-count" }, p ? `${p.completed}/${p.total}` : ""),
-          el("div", { class: "bar res-bar" }, el("div", { class: "fill" }))),
-        el("div", { class: "steps" }, ...ids.map(buildStep)));
-    });
-    board.replaceChildren(...sections);
-    if (!gs.length) board.append(el("p", { class: "muted empty" }, t.no_steps));
-    renderSummary();
+    board.setAttribute("data-state", "loading");
+    loadSummary();
+    try {
+      const page = await getJson(`${base}/rows?` + listParams().toString());
+      if (mine !== generation) return;
+      showError("");
+      addPage(page.items);
+      if (!page.items.length) board.append(el("p", { class: "muted empty", "data-testid": "no-steps" }, t.no_steps));
+      nextCursor = page.next_cursor;
+      board.setAttribute("data-more", nextCursor ? "true" : "false");
+      board.setAttribute("data-state", "ready");
+    } catch (e) {
+      if (mine !== generation) return;
+      showError(`${t.load_failed}: ${e.message}`);
+      board.setAttribute("data-state", "error");
+    } finally {
+      if (mine === generation) document.getElementById("kiosk-loading").hidden = true;
+    }
   }
 
-  async function loadRows() {
-    const rows = [];
-    let cursor = null;
-    do {
-      const p = new URLSearchParams({ limit: "2000", completion });
-      if (query) p.set("q", query);
-      if (cursor) p.set("cursor", cursor);
+  async function loadMore() {
+    if (loadingMore || !nextCursor || board.getAttribute("data-state") !== "ready") return;
+    loadingMore = true;
+    const mine = generation;
+    try {
+      const p = listParams();
+      p.set("cursor", nextCursor);
       const page = await getJson(`${base}/rows?` + p.toString());
-      rows.push(...page.items);
-      cursor = page.next_cursor;
-    } while (cursor);
-    return rows;
+      if (mine !== generation) return;
+      addPage(page.items);
+      nextCursor = page.next_cursor;
+      board.setAttribute("data-more", nextCursor ? "true" : "false");
+    } catch (e) {
+      if (mine === generation) showError(`${t.load_failed}: ${e.message}`);
+    } finally {
+      if (mine === generation) loadingMore = false;
+    }
+    if (mine === generation && moreVisible) loadMore();
+  }
+
+  let moreVisible = false;
+  new IntersectionObserver((entries) => {
+    moreVisible = entries.some((e) => e.isIntersecting);
+    if (moreVisible) loadMore();
+  }, { rootMargin: "800px 0px" }).observe(document.getElementById("board-more"));
+
+  // --- progress of the scope -----------------------------------------------------------------
+
+  function renderSummary(summary) {
+    const text = document.getElementById("overall-text");
+    const fill = document.getElementById("overall-fill");
+    if (!summary) {
+      text.textContent = "";
+      fill.style.width = "0%";
+      return;
+    }
+    text.textContent = `${summary.completed}/${summary.total}`;
+    fill.style.width = (summary.total ? Math.round((summary.completed / summary.total) * 100) : 0) + "%";
   }
 
   async function loadSummary() {
+    if (!hasScope()) { renderSummary(null); return; }
+    const mine = generation;
     try {
-      summary = await getJson(`${base}/summary`);
-      renderSummary();
-    } catch (e) { /* the board still works without the bars */ }
+      const summary = await getJson(`${base}/summary?` + scopeParams().toString());
+      if (mine === generation) renderSummary(summary);
+    } catch (e) { /* the board still works without the bar */ }
+  }
+
+  let summaryTimer = null;
+  function scheduleSummary() {
+    clearTimeout(summaryTimer);
+    summaryTimer = setTimeout(loadSummary, 500);
+  }
+
+  // --- the scope: resources and registered 製番 ---------------------------------------------
+
+  function setScope(next) {
+    scope = { resources: next.resources.slice(), seibans: next.seibans.slice() };
+    saveJson(SCOPE_KEY, scope);
+    renderScope();
+    reload();
+  }
+
+  function toggleIn(list, value) {
+    return list.includes(value) ? list.filter((v) => v !== value) : list.concat([value]);
+  }
+
+  function renderScope() {
+    const resBox = document.getElementById("scope-resources");
+    const codes = knownResources.map((r) => r.resource_cd);
+    const unknown = scope.resources.filter((c) => !codes.includes(c));
+    const buttons = knownResources.map((r) => scopeButton(r.resource_cd, r.resource_name, "scope-resource"));
+    for (const code of unknown) {
+      const b = scopeButton(code, "?", "scope-resource");
+      b.classList.add("unknown");
+      buttons.push(b);
+    }
+    resBox.replaceChildren(...buttons);
+    const seiBox = document.getElementById("scope-seibans");
+    const items = registered.items.map((s) => {
+      const b = el("button", {
+        type: "button", class: "btn scope-btn seiban-btn", "data-testid": "seiban", "data-fseiban": s.fseiban,
+        "aria-pressed": scope.seibans.includes(s.fseiban) ? "true" : "false",
+      },
+        el("span", { class: "sb-code" }, s.fseiban),
+        el("span", { class: "sb-name" }, s.machine_name || ""),
+        el("span", { class: "sb-progress" }, `${s.completed}/${s.total}`));
+      b.addEventListener("click", () => setScope({ resources: scope.resources, seibans: toggleIn(scope.seibans, s.fseiban) }));
+      return b;
+    });
+    // a scope 製番 that is no longer registered stays visible, so it can be let go of
+    for (const code of scope.seibans) {
+      if (!registered.items.some((s) => s.fseiban === code)) {
+        const b = el("button", { type: "button", class: "btn scope-btn seiban-btn", "data-testid": "seiban", "data-fseiban": code, "aria-pressed": "true" }, code);
+        b.addEventListener("click", () => setScope({ resources: scope.resources, seibans: toggleIn(scope.seibans, code) }));
+        items.push(b);
+      }
+    }
+    if (!items.length) items.push(el("span", { class: "muted" }, t.no_registered));
+    seiBox.replaceChildren(...items);
+  }
+
+  function scopeButton(code, name, testid) {
+    const b = el("button", {
+      type: "button", class: "btn scope-btn", "data-testid": testid, "data-resource": code,
+      "aria-pressed": scope.resources.includes(code) ? "true" : "false",
+    }, el("span", { class: "sb-code" }, code), name ? el("span", { class: "sb-name" }, name) : null);
+    b.addEventListener("click", () => setScope({ resources: toggleIn(scope.resources, code), seibans: scope.seibans }));
+    return b;
+  }
+
+  async function loadRegistered(force) {
+    const headers = {};
+    if (registeredTag && !force) headers["If-None-Match"] = registeredTag;
+    const res = await request(`${base}/seibans`, { headers });
+    if (res.status === 304) return false;
+    if (!res.ok) throw new Error(`${res.status} ${await problemText(res)}`);
+    registered = await res.json();
+    registeredTag = res.headers.get("ETag");
+    renderScope();
+    return true;
+  }
+
+  function seibanError(message) {
+    const box = document.getElementById("seiban-error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  async function saveRegistered(list) {
+    seibanError("");
+    const res = await request(`${base}/seibans`, {
+      method: "PUT",
+      headers: {
+        "Content-Type": "application/json",
+        "If-Match": registeredTag || '"seibans-0"',
+        "X-CSRF-Token": cookie("csvboard_csrf"),
+      },
+      body: JSON.stringify({ seibans: list }),
+    }).catch(() => null);
+    if (res && res.ok) {
+      registered = await res.json();
+      registeredTag = res.headers.get("ETag");
+      renderScope();
+      return true;
+    }
+    if (res && res.status === 412) {
+      await loadRegistered(true).catch(() => {});
+      seibanError(t.seiban_list_changed);
+    } else {
+      seibanError(res ? await problemText(res) : t.write_failed);
+    }
+    return false;
+  }
+
+  function openSeibanEditor() {
+    let list = registered.items.map((s) => s.fseiban);
+    const rows = el("ul", { class: "seiban-list", "data-testid": "seiban-list" });
+    const message = el("p", { class: "alert", "data-testid": "seiban-editor-error", hidden: true });
+    const draw = () => {
+      rows.replaceChildren(...list.map((code) => {
+        const remove = actionButton(t.remove, "seiban-remove", () => { list = list.filter((c) => c !== code); draw(); });
+        return el("li", { "data-fseiban": code }, el("span", { class: "sb-code" }, code), remove);
+      }));
+    };
+    draw();
+    const input = el("input", { type: "text", maxlength: "8", "data-testid": "seiban-input", placeholder: t.seiban_add_placeholder, autocomplete: "off" });
+    const add = () => {
+      const v = input.value.normalize("NFKC").trim();
+      if (!v) return;
+      if (list.length >= registered.limit) {
+        message.textContent = t.seiban_limit.replace("{n}", String(registered.limit));
+        message.hidden = false;
+        return;
+      }
+      if (!list.includes(v)) list = list.concat([v]);
+      input.value = "";
+      draw();
+    };
+    input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); add(); } });
+    openEditor(t.registered_seibans, el("div", { class: "editor-body" },
+      rows, el("div", { class: "quick" }, input, actionButton(t.add, "seiban-add", add)), message), [
+      actionButton(t.save, "seiban-save", async () => {
+        add();
+        if (await saveRegistered(list)) editor.close();
+        else {
+          message.textContent = document.getElementById("seiban-error").textContent;
+          message.hidden = false;
+          list = registered.items.map((s) => s.fseiban);
+          draw();
+        }
+      }, "primary"),
+    ]);
+    input.focus();
+  }
+
+  // --- the poll: other terminals' changes, without reloading the list ------------------------
+
+  async function poll() {
+    const ids = [];
+    for (const p of pages) if (p.rendered) ids.push(...p.ids);
+    const asked = new Map(ids.map((id) => [id, epochs.get(id) || 0]));
+    const mine = generation;
+    const jobs = [loadRegistered(false).catch(() => false), loadLatest()];
+    if (ids.length) {
+      const p = new URLSearchParams();
+      for (const id of ids.slice(0, 200)) p.append("id", id);
+      const headers = tags.lookup ? { "If-None-Match": tags.lookup } : {};
+      jobs.push(request(`${base}/lookup?` + p.toString(), { headers }).then(async (res) => {
+        if (res.status === 304 || !res.ok || mine !== generation) return;
+        tags.lookup = res.headers.get("ETag");
+        const doc = await res.json();
+        const seen = new Set();
+        for (const row of doc.items) {
+          seen.add(row.id);
+          // a write sent or confirmed since this poll was asked knows better
+          if ((epochs.get(row.id) || 0) !== asked.get(row.id)) continue;
+          if (!row.is_active) { removeStep(row.id); continue; }
+          const before = byId.get(row.id);
+          byId.set(row.id, row);
+          if (!before || JSON.stringify(before) !== JSON.stringify(row)) update(row.id);
+        }
+        for (const id of asked.keys()) if (!seen.has(id)) removeStep(id); // purged
+      }).catch(() => {}));
+    }
+    if (hasScope()) jobs.push(loadSummary());
+    await Promise.all(jobs);
+  }
+
+  function removeStep(id) {
+    if (Array.from(writes.values()).some((w) => w.id === id)) return; // keep what is unsaved
+    const parts = stepEls.get(id);
+    if (parts) parts.root.remove();
+    stepEls.delete(id);
+    for (const p of pages) p.ids = p.ids.filter((x) => x !== id);
   }
 
   async function loadLatest() {
     try {
       const latest = await getJson("/api/v1/ops/ingestion/latest");
       const mine = latest.dashboards.find((d) => d.dashboard === slug);
-      document.getElementById("last-success").textContent = fmtTime(mine && mine.last_success_at);
+      const at = mine ? mine.last_success_at : null;
+      document.getElementById("last-success").textContent = fmtTime(at);
+      // a new ingestion may bring steps into the scope: offer a refresh, never move the list
+      if (lastSuccess !== undefined && at !== lastSuccess && board.getAttribute("data-state") === "ready") {
+        document.getElementById("kiosk-news").hidden = false;
+      }
+      lastSuccess = at;
     } catch (e) { /* keep what is shown */ }
-  }
-
-  let loading = null;
-  async function load() {
-    if (loading) return loading;
-    loading = (async () => {
-      try {
-        const [rows] = await Promise.all([loadRows(), loadSummary(), loadLatest()]);
-        byId.clear();
-        for (const r of rows) byId.set(r.id, r);
-        orderIds = rows.map((r) => r.id);
-        showError("");
-        render();
-      } catch (e) {
-        showError(`${t.load_failed}: ${e.message}`);
-      } finally {
-        document.getElementById("kiosk-loading").hidden = true;
-        loading = null;
-      }
-    })();
-    return loading;
-  }
-
-  let quietTimer = null;
-  function scheduleQuietReload() {
-    clearTimeout(quietTimer);
-    quietTimer = setTimeout(() => {
-      const a = document.activeElement;
-      if (a && board.contains(a) && (a.tagName === "INPUT" || a.tagName === "SELECT")) {
-        scheduleQuietReload();
-        return;
-      }
-      load();
-    }, 800);
   }
 
   // --- controls ------------------------------------------------------------------------------
 
   const search = document.getElementById("kiosk-search");
   let searchTimer = null;
-  search.addEventListener("input", () => {
+  function searchChanged() {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(() => {
-      query = search.value.trim().replace(/[\s、，]+/g, ",").replace(/^,+|,+$/g, "");
-      load();
-    }, 300);
+      const next = search.value.trim().replace(/[\s、，]+/g, ",").replace(/^,+|,+$/g, "");
+      if (next === query) return;
+      query = next;
+      reload();
+    }, 250);
+  }
+  search.addEventListener("input", searchChanged);
+
+  const keypad = document.getElementById("keypad");
+  const keypadToggle = document.getElementById("keypad-toggle");
+  keypadToggle.addEventListener("click", () => {
+    const open = keypad.hidden;
+    keypad.hidden = !open;
+    keypadToggle.setAttribute("aria-pressed", open ? "true" : "false");
+    if (open && !keypad.childElementCount) {
+      const keys = "1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ*-".split("").concat([",", "⌫", t.clear]);
+      keypad.append(...keys.map((k) => {
+        const b = el("button", { type: "button", class: "btn key", "data-key": k }, k);
+        b.addEventListener("click", () => {
+          if (k === "⌫") search.value = search.value.slice(0, -1);
+          else if (k === t.clear) search.value = "";
+          else search.value += k;
+          searchChanged();
+        });
+        return b;
+      }));
+    }
   });
+
+  function renderFilters() {
+    for (const b of document.querySelectorAll("#kiosk-filter [data-completion]")) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-completion") === filters.completion ? "true" : "false");
+    }
+    for (const b of document.querySelectorAll("[data-filter]")) {
+      b.setAttribute("aria-pressed", filters[b.getAttribute("data-filter")] ? "true" : "false");
+    }
+  }
   for (const btn of document.querySelectorAll("#kiosk-filter [data-completion]")) {
     btn.addEventListener("click", () => {
-      completion = btn.getAttribute("data-completion");
-      for (const b of document.querySelectorAll("#kiosk-filter [data-completion]")) {
-        b.setAttribute("aria-pressed", b === btn ? "true" : "false");
-      }
-      load();
+      filters.completion = btn.getAttribute("data-completion");
+      saveJson(FILTER_KEY, filters);
+      renderFilters();
+      reload();
     });
   }
-  document.getElementById("kiosk-refresh").addEventListener("click", () => load());
+  for (const btn of document.querySelectorAll("[data-filter]")) {
+    btn.addEventListener("click", () => {
+      const name = btn.getAttribute("data-filter");
+      filters[name] = !filters[name];
+      saveJson(FILTER_KEY, filters);
+      renderFilters();
+      reload();
+    });
+  }
+  document.getElementById("kiosk-refresh").addEventListener("click", () => reload());
+  document.getElementById("kiosk-news-load").addEventListener("click", () => reload());
+  const seibanEdit = document.getElementById("seiban-edit");
+  if (seibanEdit) seibanEdit.addEventListener("click", openSeibanEditor);
 
   getJson("/api/v1/dashboards/" + encodeURIComponent(slug))
-    .then((d) => { document.getElementById("kiosk-name").textContent = d.name; })
+    .then((d) => {
+      document.getElementById("kiosk-name").textContent = d.name;
+      processingTypes = d.processing_types || [];
+    })
     .catch(() => {});
+  getJson(`${base}/resources`)
+    .then((doc) => { knownResources = doc.items; renderScope(); })
+    .catch((e) => showError(`${t.load_failed}: ${e.message}`));
+  loadRegistered(true).catch(() => {});
   restore();
-  load();
-  // New exports arrive several times a day: refresh quietly every 30 s.
-  setInterval(() => scheduleQuietReload(), 30000);
+  renderFilters();
+  renderScope();
+  reload();
+  loadLatest();
+  setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
+  // For tests and the benchmark: run a poll now instead of waiting for the timer.
+  window.csvboardKiosk = { poll };
 })();
