@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,21 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture
-def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+@contextmanager
+def serve(
+    url: str, data_dir: Path, prepare: Callable[[Harness, Any], None] | None = None
+) -> Iterator[LiveServer]:
+    """A live server over the database ``url`` with a schedule dashboard and a token per role;
+    ``prepare(harness, dashboard)`` fills the database before the server starts."""
     import uvicorn
 
     from csvboard.app import create_app
     from csvboard.auth import Role, create_token
 
-    harness = Harness(sqlite_url, tmp_path / "data")
-    harness.dashboard(SLUG)
+    harness = Harness(url, data_dir)
+    board = harness.dashboard(SLUG)
+    if prepare is not None:
+        prepare(harness, board)
     tokens: dict[str, str] = {}
     with harness.write() as session:
         for role in Role:
@@ -101,9 +108,38 @@ def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with serve(sqlite_url, tmp_path / "data") as live:
+        yield live
+
+
+@pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def signed_in_page(
+    browser: Any,
+    live: LiveServer,
+    role: str,
+    *,
+    width: int = 1920,
+    height: int = 1080,
+    next_path: str = "/admin",
+) -> tuple[Any, Any]:
+    """A new browser context signed in through the login form (as a person would), and its
+    page. The caller closes the context."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="ja-JP", timezone_id="Asia/Tokyo"
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(live.url(f"/login?next={next_path}"))
+    page.fill("#token", live.tokens[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(live.url(next_path))
+    return context, page
 
 
 @pytest.fixture
@@ -115,16 +151,10 @@ def sign_in(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     def open_page(
         role: str, *, width: int = 1920, height: int = 1080, next_path: str = "/admin"
     ) -> Any:
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, locale="ja-JP", timezone_id="Asia/Tokyo"
+        context, page = signed_in_page(
+            browser, live_server, role, width=width, height=height, next_path=next_path
         )
         contexts.append(context)
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        page.goto(live_server.url(f"/login?next={next_path}"))
-        page.fill("#token", live_server.tokens[role])
-        page.click("button[type=submit]")
-        page.wait_for_url(live_server.url(next_path))
         return page
 
     yield open_page

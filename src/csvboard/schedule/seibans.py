@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import Table, delete, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ _SEIBAN = re.compile(SEIBAN_PATTERN)
 _ETAG = re.compile(r'^(?:W/)?"seibans-([0-9]{1,12})"$')
 _List = ProductionScheduleSeibanList
 _Item = ProductionScheduleRegisteredSeiban
+_LIST_TABLE: Table = ProductionScheduleSeibanList.__table__  # type: ignore[assignment]
 
 
 def etag(version: int) -> str:
@@ -125,7 +126,8 @@ def replace(
     400 ``INVALID_SEIBAN`` / ``DUPLICATE_SEIBAN`` / ``TOO_MANY_SEIBANS`` / ``UNKNOWN_SEIBAN``,
     428 ``IF_MATCH_REQUIRED``, 400 ``INVALID_IF_MATCH``, 412 ``SEIBAN_LIST_CHANGED``. The version
     check is a compare-and-set in the same transaction as the write, so of two edits of the
-    same version exactly one wins.
+    same version exactly one wins. (Core statements with RETURNING: an ORM-enabled INSERT …
+    ON CONFLICT DO NOTHING reports no rowcount on PostgreSQL.)
     """
     cleaned = _clean(seibans)
     expected = parse_if_match(if_match)
@@ -141,20 +143,25 @@ def replace(
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
         pg = session.get_bind().dialect.name == "postgresql"
         created = session.execute(
-            (pg_insert if pg else sqlite_insert)(_List)
+            (pg_insert if pg else sqlite_insert)(_LIST_TABLE)
             .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor, updated_at=now)
-            .on_conflict_do_nothing(index_elements=[_List.csv_dashboard_id])
-        )
-        if created.rowcount != 1:  # type: ignore[attr-defined]
+            .on_conflict_do_nothing(index_elements=["csv_dashboard_id"])
+            .returning(_LIST_TABLE.c.version)
+        ).first()
+        if created is None:
             raise _changed(current_version(session, dashboard))
         version = 1
     else:
-        result = session.execute(
-            update(_List)
-            .where(_List.csv_dashboard_id == dashboard.id, _List.version == expected)
+        bumped = session.execute(
+            update(_LIST_TABLE)
+            .where(
+                _LIST_TABLE.c.csv_dashboard_id == dashboard.id,
+                _LIST_TABLE.c.version == expected,
+            )
             .values(version=expected + 1, updated_by=actor, updated_at=now)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+            .returning(_LIST_TABLE.c.version)
+        ).first()
+        if bumped is None:
             raise _changed(current_version(session, dashboard))
         version = expected + 1
     session.execute(delete(_Item).where(_Item.csv_dashboard_id == dashboard.id))

@@ -148,7 +148,7 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "seiban_add_placeholder": ("製番（8文字）", "製番 (8 characters)"),
     "seiban_list_changed": (
         "他の端末で登録製番が変更されました。最新の一覧を読み込みました。もう一度操作してください。",
-        "Another terminal changed the registered 製番; the current list is shown. Please try again.",
+        "Another terminal changed the registered 製番; the current list is shown. Try again.",
     ),
     "seiban_limit": ("登録できる製番は最大 {n} 件です", "At most {n} 製番 can be registered"),
     "more_loading": ("続きを読み込み中…", "Loading more…"),

@@ -93,7 +93,9 @@
   async function request(path, opts) {
     const o = opts || {};
     const headers = Object.assign({ Accept: "application/json" }, o.headers || {});
-    const res = await fetch(path, Object.assign({ credentials: "same-origin" }, o, { headers }));
+    // no-store: the board keeps its own ETags (If-None-Match / If-Match); the browser's cache
+    // must neither answer for the server nor revalidate with a tag of its own
+    const res = await fetch(path, Object.assign({ credentials: "same-origin", cache: "no-store" }, o, { headers }));
     if (res.status === 401) {
       location.href = "/login?next=" + encodeURIComponent(location.pathname);
       throw new Error("signed out");
