@@ -1,4 +1,5 @@
-"""Fixtures of the production-schedule tests: a harness on a fresh database of each engine."""
+"""Fixtures of the production-schedule tests, on a fresh database of each engine: a harness,
+and the real app with one token per role (``api``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Harness
+from support import Api, Harness
 
 
 @pytest.fixture
@@ -17,3 +18,12 @@ def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
         yield h
     finally:
         h.close()
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    client = Api(db_url, tmp_path / "data", run_executor=False)
+    try:
+        yield client
+    finally:
+        client.close()

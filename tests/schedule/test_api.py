@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -29,15 +28,6 @@ BASE = f"/api/v1/schedules/{SLUG}"
 PROBLEM = "application/problem+json"
 SEIBAN = "AB123456"
 Key = tuple[str, str, str, str]  # FSEIBAN, FHINCD, FSIGENCD, FKOJUN
-
-
-@pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    client = Api(db_url, tmp_path / "data", run_executor=False)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def problem(response: Any, status: int, code: str) -> dict[str, Any]:

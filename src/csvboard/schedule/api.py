@@ -546,16 +546,17 @@ def lookup_rows(
     response_model=RegisteredSeibanList,
     summary="The registered 製番",
     openapi_extra=needs(Role.VIEWER),
-    responses={**READ, 304: {"description": "Not modified (If-None-Match)."}},
+    responses=READ,
 )
-def get_seibans(slug: str, session: ReadSession, request: Request, response: Response) -> Any:
+def get_seibans(slug: str, session: ReadSession, response: Response) -> dict[str, Any]:
     """The dashboard's registered 製番 in button order, each with its machine name and
     progress. ``ETag`` is the list's version (send it as ``If-Match`` to edit)."""
     dashboard = _schedule(session, slug)
     version, items = _registered(session, dashboard)
+    # The ETag names the list's version (what an edit's If-Match must send); the body also
+    # carries each 製番's progress, which changes without a new version, so no 304 here.
     response.headers["ETag"] = seibans.etag(version)
-    doc = {"version": version, "limit": MAX_REGISTERED_SEIBANS, "items": items}
-    return _cached(request, response, doc, etag=None)
+    return {"version": version, "limit": MAX_REGISTERED_SEIBANS, "items": items}
 
 
 @router.put(
@@ -611,19 +612,12 @@ def _registered(session: Session, dashboard: CsvDashboard) -> tuple[int, list[di
     return version, items
 
 
-def _cached(
-    request: Request, response: Response, doc: dict[str, Any], *, etag: str | None = ""
-) -> Any:
-    """Answer ``304`` when the client's ``If-None-Match`` is this document's ETag.
-
-    ``etag=""`` derives a weak ETag from the document itself (a poll's answer); ``None`` keeps
-    the one the route has set."""
-    if etag == "":
-        digest = hashlib.blake2b(
-            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
-        ).hexdigest()
-        response.headers["ETag"] = f'W/"{digest}"'
-    tag = response.headers.get("ETag")
+def _cached(request: Request, response: Response, doc: dict[str, Any]) -> Any:
+    """The document with a weak ETag of its own content, or ``304`` when the client's
+    ``If-None-Match`` already names it (a poll that found nothing changed)."""
+    digest = hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12)
+    tag = f'W/"{digest.hexdigest()}"'
+    response.headers["ETag"] = tag
     sent = request.headers.get("if-none-match")
     if tag and sent and tag in [t.strip() for t in sent.split(",")]:
         return Response(status_code=304, headers={"ETag": tag})

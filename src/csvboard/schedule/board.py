@@ -91,6 +91,9 @@ def check_scope(
             if session.scalar(
                 select(_R.id)
                 .where(_R.csv_dashboard_id == dashboard.id, f.resource == code)
+                # ordered by the index's next key: PostgreSQL then probes the resource index
+                # instead of a sequential scan that stops at the first match
+                .order_by(f.seiban)
                 .limit(1)
             )
             is None
@@ -181,7 +184,7 @@ def scoped_summary(
                 "completed": done,
                 "incomplete_parts": incomplete.get(seiban, []),
             }
-            for seiban, (total, done) in per_seiban.items()
+            for seiban, (total, done) in sorted(per_seiban.items())
         ]
     else:
         for code in wanted:
@@ -203,6 +206,7 @@ def _resource_name(session: Session, dashboard: CsvDashboard, code: str) -> str 
     name = session.scalar(
         select(f.resource_name)
         .where(_R.csv_dashboard_id == dashboard.id, f.resource == code, f.resource_name != "")
+        .order_by(f.seiban)  # the resource index's order (see check_scope)
         .limit(1)
     )
     return name or None

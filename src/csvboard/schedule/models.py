@@ -199,9 +199,7 @@ class ProductionScheduleRegisteredSeiban(Base):
 
     __table_args__ = (
         UniqueConstraint("csv_dashboard_id", "position"),
-        CheckConstraint(
-            f"position BETWEEN 1 AND {MAX_REGISTERED_SEIBANS}", name="position_range"
-        ),
+        CheckConstraint(f"position BETWEEN 1 AND {MAX_REGISTERED_SEIBANS}", name="position_range"),
         CheckConstraint(
             "length(fseiban) = 8 AND fseiban NOT GLOB '*[^A-Za-z0-9*]*'", name="fseiban_pattern"
         ).ddl_if(dialect="sqlite"),

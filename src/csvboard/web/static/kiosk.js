@@ -664,11 +664,10 @@
     return b;
   }
 
-  async function loadRegistered(force) {
-    const headers = {};
-    if (registeredTag && !force) headers["If-None-Match"] = registeredTag;
-    const res = await request(`${base}/seibans`, { headers });
-    if (res.status === 304) return false;
+  async function loadRegistered() {
+    // always the whole answer: its ETag is the list's version, while the buttons' progress
+    // changes with every completion (at most 100 short items)
+    const res = await request(`${base}/seibans`);
     if (!res.ok) throw new Error(`${res.status} ${await problemText(res)}`);
     registered = await res.json();
     registeredTag = res.headers.get("ETag");
@@ -700,7 +699,7 @@
       return true;
     }
     if (res && res.status === 412) {
-      await loadRegistered(true).catch(() => {});
+      await loadRegistered().catch(() => {});
       seibanError(t.seiban_list_changed);
     } else {
       seibanError(res ? await problemText(res) : t.write_failed);
@@ -756,7 +755,7 @@
     for (const p of pages) if (p.rendered) ids.push(...p.ids);
     const asked = new Map(ids.map((id) => [id, epochs.get(id) || 0]));
     const mine = generation;
-    const jobs = [loadRegistered(false).catch(() => false), loadLatest()];
+    const jobs = [loadRegistered().catch(() => false), loadLatest()];
     if (ids.length) {
       const p = new URLSearchParams();
       for (const id of ids.slice(0, 200)) p.append("id", id);
@@ -879,7 +878,7 @@
   getJson(`${base}/resources`)
     .then((doc) => { knownResources = doc.items; renderScope(); })
     .catch((e) => showError(`${t.load_failed}: ${e.message}`));
-  loadRegistered(true).catch(() => {});
+  loadRegistered().catch(() => {});
   restore();
   renderFilters();
   renderScope();
