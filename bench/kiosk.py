@@ -24,6 +24,7 @@ read, never assertions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -33,8 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -662,96 +665,197 @@ def _e2e_launch() -> tuple[Path, list[str]]:
     return Path(CHROMIUM), list(LAUNCH_ARGS)
 
 
-PROBE_SECONDS = 5.0  # how long a quick read of the page may take before it counts as hung
+PROBE_SECONDS = 5.0  # a quick read of the page (its board's attributes, the DOM size)
+WATCHDOG_GRACE = 15.0  # seconds between killing the renderers and killing the browser
 
 
 class PageHung(BenchError):
-    """The page did not answer a bounded call: the rest of its pass is skipped."""
+    """The page did not answer: the rest of its pass is skipped."""
 
 
-def page_eval(page: Any, fn: str, arg: Any = None, timeout: float = PROBE_SECONDS) -> Any:
-    """``fn(arg)`` evaluated in the page, bounded by ``timeout`` s. ``page.evaluate`` waits for
-    ever on a page whose main thread is stuck; ``wait_for_function``'s timeout is the driver's
-    own, so a predicate that is always truthy (``{v: …}``) gives a bounded evaluate."""
-    try:
-        handle = page.wait_for_function(
-            f"(arg) => ({{ v: ({fn})(arg) }})", arg=arg, timeout=timeout * 1000
+def _descendants(match: Callable[[list[bytes]], bool]) -> list[int]:
+    """Pids of this process's descendants whose argv matches (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if match(argv):
+                found.append(child)
+    return found
+
+
+def _is_renderer(argv: list[bytes]) -> bool:
+    return b"--type=renderer" in argv
+
+
+def _is_chromium(argv: list[bytes]) -> bool:
+    return b"chrom" in Path(argv[0].decode(errors="replace")).name.encode()
+
+
+class Watchdog:
+    """Bounds Playwright's sync calls. Its own timeouts need the page to answer: a page whose
+    main thread is stuck blocks a ``wait_for_function`` (or a CDP call) for ever. Each call runs
+    under ``guard``; on overrun this thread kills our Chromium's renderers (the call then fails
+    and is reported as PageHung), and, if the call still has not returned after
+    WATCHDOG_GRACE seconds, our Chromium itself. Only descendants of this process, by pid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._stage = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kiosk-watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                if self._deadline is None or time.monotonic() < self._deadline:
+                    continue
+                self._stage += 1
+                self._deadline = time.monotonic() + WATCHDOG_GRACE
+                match = _is_renderer if self._stage == 1 else _is_chromium
+            for pid in _descendants(match):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def guard(self, seconds: float, what: str) -> Iterator[None]:
+        with self._lock:
+            self._deadline = time.monotonic() + seconds
+            self._stage = 0
+        try:
+            yield
+        except Exception as exc:
+            if self._stage:
+                raise PageHung(f"no answer to {what} in {seconds:.0f} s; renderer killed") from exc
+            raise
+        finally:
+            with self._lock:
+                self._deadline = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Tab:
+    """A signed-in page, every call to it bounded (``timeout`` per wait, see Watchdog)."""
+
+    page: Any
+    dog: Watchdog
+    timeout: float
+
+    def call(self, what: str, fn: Callable[[], Any], seconds: float | None = None) -> Any:
+        with self.dog.guard((seconds or self.timeout) + 10, what):
+            return fn()
+
+    def eval(self, fn: str, arg: Any = None) -> Any:
+        """``fn(arg)`` evaluated in the page within PROBE_SECONDS."""
+        try:
+            handle = self.call(
+                "evaluate",
+                lambda: self.page.wait_for_function(
+                    f"(arg) => ({{ v: ({fn})(arg) }})", arg=arg, timeout=PROBE_SECONDS * 1000
+                ),
+                PROBE_SECONDS,
+            )
+        except PageHung:
+            raise
+        except Exception as exc:
+            raise BenchError(short(exc)) from exc
+        return self.call("evaluate", handle.json_value, PROBE_SECONDS)["v"]
+
+    def describe(self) -> str:
+        """The board's attributes, for error messages."""
+        return str(
+            self.eval("() => window.__bench ? window.__bench.describe() : 'no bench script'")
         )
-    except Exception as exc:
-        if "Timeout" in type(exc).__name__ or "Timeout" in str(exc):
-            raise PageHung(f"the page did not answer within {timeout:.0f} s") from exc
-        raise BenchError(short(exc)) from exc
-    return handle.json_value()["v"]
 
+    def wait(self, what: str, predicate: str, seconds: float | None = None) -> Any:
+        """The truthy value of ``predicate`` (JSON), or BenchError after ``seconds``."""
+        limit = seconds or self.timeout
+        try:
+            handle = self.call(
+                what, lambda: self.page.wait_for_function(predicate, timeout=limit * 1000), limit
+            )
+        except PageHung:
+            raise
+        except Exception as exc:
+            raise BenchError(f"no {what} within {limit:.0f} s ({self.describe()})") from exc
+        return self.call(what, handle.json_value)
 
-def _describe(page: Any) -> str:
-    """The board's attributes, for error messages (PageHung when the page does not answer)."""
-    return str(
-        page_eval(page, "() => window.__bench ? window.__bench.describe() : 'no bench script'")
-    )
-
-
-def run_in_page(page: Any, name: str, arg: dict[str, Any], timeout: float) -> Any:
-    """Start ``window.__bench[name](arg)`` (bounded in the page by ``timeout``) and return its
-    value; BenchError on its error, PageHung when it has not ended ``timeout + 5`` s later."""
-    page_eval(page, "([name, arg]) => window.__bench.start(name, arg)", [name, arg])
-    try:
-        handle = page.wait_for_function(
-            "() => window.__bench && window.__bench.out", timeout=(timeout + 5) * 1000
+    def run(self, name: str, arg: dict[str, Any]) -> Any:
+        """``window.__bench[name]`` (bounded in the page by ``timeout`` too): its value, or
+        BenchError with its error."""
+        self.eval("([name, arg]) => window.__bench.start(name, arg)", [name, arg])
+        # The page's own timeout comes first: its message says more (the step's attributes).
+        out: dict[str, Any] = self.wait(
+            f"{name} result", "() => window.__bench && window.__bench.out", self.timeout + 5
         )
-    except Exception as exc:
-        raise BenchError(
-            f"{name}: no result within {timeout + 5:.0f} s ({_describe(page)})"
-        ) from exc
-    out: dict[str, Any] = handle.json_value()
-    if not out.get("ok"):
-        raise BenchError(str(out.get("error")))
-    return out.get("value")
+        if not out.get("ok"):
+            raise BenchError(str(out.get("error")))
+        return out.get("value")
 
-
-def reload_until_usable(page: Any, timeout: float) -> float:
-    """Reload; ms from navigation start to the first usable board."""
-    page.reload(wait_until="commit", timeout=timeout * 1000)
-    try:
-        handle = page.wait_for_function(
+    def reload_until_usable(self) -> float:
+        """Reload; ms from navigation start to the first usable board."""
+        self.call(
+            "reload",
+            lambda: self.page.reload(wait_until="commit", timeout=self.timeout * 1000),
+        )
+        got: dict[str, Any] = self.wait(
+            "usable board",
             "() => window.__bench && (window.__bench.usable !== null"
             " || window.__bench.boardError !== null)"
             " && {usable: window.__bench.usable, error: window.__bench.boardError}",
-            timeout=timeout * 1000,
         )
-    except Exception as exc:
-        raise BenchError(f"no usable board within {timeout:.0f} s ({_describe(page)})") from exc
-    got: dict[str, Any] = handle.json_value()
-    if got["usable"] is None:
-        raise BenchError(f"board error: {got['error']}")
-    return float(got["usable"])
+        if got["usable"] is None:
+            raise BenchError(f"board error: {got['error']}")
+        return float(got["usable"])
 
+    def sign_in(self, base: str, token: str) -> None:
+        """Through the login form, as a person would (like tests/e2e's ``sign_in``)."""
 
-def sign_in(page: Any, base: str, token: str, timeout: float) -> None:
-    """Through the login form, as a person would (like tests/e2e's ``sign_in``)."""
-    page.goto(f"{base}/login?next={KIOSK_PATH}", timeout=timeout * 1000)
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{KIOSK_PATH}", timeout=timeout * 1000)
+        def go() -> None:
+            self.page.goto(f"{base}/login?next={KIOSK_PATH}")
+            self.page.fill("#token", token)
+            self.page.click("button[type=submit]")
+            self.page.wait_for_url(f"{base}{KIOSK_PATH}")
 
+        self.call("sign-in", go, 3 * self.timeout)
 
-def _search_token(page: Any, seiban_of: dict[str, str], fallback: list[str]) -> str:
-    ids: list[str] = page_eval(
-        page,
-        "() => [...document.querySelectorAll('article[data-testid=step]')].slice(0, 100)"
-        ".map((a) => a.getAttribute('data-row-id'))",
-    )
-    for row_id in ids:
-        s = seiban_of.get(row_id or "", "")
-        if len(s) == 8 and s != PLACEHOLDER_SEIBAN:
-            return s
-    if not fallback:
-        raise BenchError("no 8-character 製番 to search for")
-    return fallback[0]
+    def search_token(self, seiban_of: dict[str, str], fallback: list[str]) -> str:
+        """The 製番 of the first step on the board that has a real one."""
+        ids: list[str] = self.eval(
+            "() => [...document.querySelectorAll('article[data-testid=step]')].slice(0, 100)"
+            ".map((a) => a.getAttribute('data-row-id'))"
+        )
+        for row_id in ids:
+            s = seiban_of.get(row_id or "", "")
+            if len(s) == 8 and s != PLACEHOLDER_SEIBAN:
+                return s
+        if not fallback:
+            raise BenchError("no 8-character 製番 to search for")
+        return fallback[0]
 
 
 def browser_pass(
     browser: Any,
+    dog: Watchdog,
     base: str,
     token: str,
     context_data: dict[str, Any],
@@ -773,29 +877,28 @@ def browser_pass(
     try:
         context.set_default_timeout(wait_ms)
         context.add_init_script(BENCH_JS)
-        page = context.new_page()
+        tab = Tab(context.new_page(), dog, timeout)
 
         def on_error(exc: Any) -> None:
             if len(m["page_errors"]) < 10:
                 m["page_errors"].append(short(str(exc)))
 
-        page.on("pageerror", on_error)
-        try:
-            sign_in(page, base, token, timeout)
-        except Exception as exc:
-            errors["sign-in"] = short(exc)
-            return m
-        context.add_init_script(scope_script())
-        cdp = context.new_cdp_session(page)
-        if cpu != 1:
-            cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu})
+        tab.page.on("pageerror", on_error)
+
+        def sign_in() -> None:
+            tab.sign_in(base, token)
+            context.add_init_script(scope_script())
+            if cpu != 1:
+                cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu})
+
+        cdp = context.new_cdp_session(tab.page)
 
         def first_usable() -> None:  # (a)
             samples: list[float] = []
             m["first_usable_samples_ms"] = samples
             try:
                 for _ in range(reloads):
-                    samples.append(reload_until_usable(page, timeout))
+                    samples.append(tab.reload_until_usable())
             finally:
                 if samples:
                     m["first_usable_ms"] = statistics.median(samples)
@@ -811,9 +914,9 @@ def browser_pass(
                 for i in range(taps):
                     arg = {"index": i, "gapMs": TAP_GAP_MS, "timeoutMs": wait_ms}
                     try:
-                        got = run_in_page(page, "tap", arg, timeout)
+                        got = tab.run("tap", arg)
                     except BenchError as exc:
-                        raise type(exc)(f"tap {i + 1}: {exc}") from exc
+                        raise type(exc)(f"at tap {i + 1} of {taps}: {exc}") from exc
                     tap_ms.append(float(got["ms"]))
                     tapped.append(got["id"])
             finally:
@@ -823,18 +926,17 @@ def browser_pass(
                     log(f"    CPU {cpu:g}×: {len(tap_ms)} taps, p95 {m['taps']['p95_ms']:.0f} ms")
 
         def search() -> None:  # (c), then cleared again
-            text = _search_token(page, context_data["seiban_of"], context_data["seibans"])
-            got = run_in_page(page, "search", {"text": text, "timeoutMs": wait_ms}, timeout)
+            text = tab.search_token(context_data["seiban_of"], context_data["seibans"])
+            got = tab.run("search", {"text": text, "timeoutMs": wait_ms})
             m["search"] = {"text": text, **got}
             m["search_ms"] = float(got["ms"])
             log(f"    CPU {cpu:g}×: search {text} {m['search_ms']:.0f} ms")
-            cleared = run_in_page(page, "search", {"text": "", "timeoutMs": wait_ms}, timeout)
+            cleared = tab.run("search", {"text": "", "timeoutMs": wait_ms})
             m["search_clear_ms"] = float(cleared["ms"])
 
         def scroll() -> None:  # (d), from a fresh board
-            reload_until_usable(page, timeout)
-            arg = {"pages": SCROLL_PAGES, "timeoutMs": wait_ms}
-            got = run_in_page(page, "scroll", arg, timeout)
+            tab.reload_until_usable()
+            got = tab.run("scroll", {"pages": SCROLL_PAGES, "timeoutMs": wait_ms})
             m["scroll"] = got
             if got.get("exhausted"):
                 raise BenchError(f"only {got['pages']} pages (data-more=false)")
@@ -842,20 +944,19 @@ def browser_pass(
             log(f"    CPU {cpu:g}×: to page {SCROLL_PAGES} {m['scroll5_ms']:.0f} ms")
 
         def dom_heap() -> None:  # (e), (f)
-            m["dom_elements"] = int(
-                page_eval(page, "() => document.getElementsByTagName('*').length")
-            )
+            m["dom_elements"] = int(tab.eval("() => document.getElementsByTagName('*').length"))
             m["steps_in_dom"] = int(
-                page_eval(
-                    page, "() => document.querySelectorAll('article[data-testid=step]').length"
-                )
+                tab.eval("() => document.querySelectorAll('article[data-testid=step]').length")
             )
-            cdp.send("Performance.enable")
-            metrics = cdp.send("Performance.getMetrics")["metrics"]
-            heap = next(x["value"] for x in metrics if x["name"] == "JSHeapUsedSize")
+            tab.call("CDP Performance", lambda: cdp.send("Performance.enable"), PROBE_SECONDS)
+            got = tab.call(
+                "CDP Performance", lambda: cdp.send("Performance.getMetrics"), PROBE_SECONDS
+            )
+            heap = next(x["value"] for x in got["metrics"] if x["name"] == "JSHeapUsedSize")
             m["heap_mb"] = heap / 2**20
 
         steps: list[tuple[str, Callable[[], None]]] = [
+            ("sign-in", sign_in),
             ("first usable", first_usable),
             ("tap", tap),
             ("search", search),
@@ -871,12 +972,15 @@ def browser_pass(
                 break
             except Exception as exc:
                 errors[name] = short(exc)
-                if name == "first usable" and not m["first_usable_samples_ms"]:
+                if name == "sign-in" or (
+                    name == "first usable" and not m["first_usable_samples_ms"]
+                ):
                     errors["rest"] = "skipped (no usable board)"
                     break
         return m
     finally:
-        context.close()
+        with contextlib.suppress(Exception), dog.guard(timeout, "close"):
+            context.close()
 
 
 def measure_browser(
@@ -890,6 +994,7 @@ def measure_browser(
     timeout: float,
     log: Log,
 ) -> list[dict[str, Any]]:
+    """One ``browser_pass`` per CPU rate, in one headless Chromium (tests/e2e's launch)."""
     try:
         from playwright.sync_api import sync_playwright
 
@@ -897,22 +1002,25 @@ def measure_browser(
     except Exception as exc:
         return [{"cpu": rate, "errors": {"browser": short(exc)}} for rate in cpu_rates]
     passes: list[dict[str, Any]] = []
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(
-                executable_path=str(chromium),
-                headless=True,
-                args=launch_args,
-                timeout=timeout * 1000,
-            )
-        except Exception as exc:
-            return [{"cpu": rate, "errors": {"browser": short(exc)}} for rate in cpu_rates]
-        try:
-            for rate in cpu_rates:
-                try:
-                    passes.append(
-                        browser_pass(
+    dog = Watchdog()
+    try:
+        with sync_playwright() as p:
+            try:
+                with dog.guard(timeout, "launch"):
+                    browser = p.chromium.launch(
+                        executable_path=str(chromium),
+                        headless=True,
+                        args=launch_args,
+                        timeout=timeout * 1000,
+                    )
+            except Exception as exc:
+                return [{"cpu": rate, "errors": {"browser": short(exc)}} for rate in cpu_rates]
+            try:
+                for rate in cpu_rates:
+                    try:
+                        m = browser_pass(
                             browser,
+                            dog,
                             base,
                             token,
                             context_data,
@@ -922,11 +1030,14 @@ def measure_browser(
                             timeout=timeout,
                             log=log,
                         )
-                    )
-                except Exception as exc:
-                    passes.append({"cpu": rate, "errors": {"browser": short(exc)}})
-        finally:
-            browser.close()
+                    except Exception as exc:
+                        m = {"cpu": rate, "errors": {"browser": short(exc)}}
+                    passes.append(m)
+            finally:
+                with contextlib.suppress(Exception), dog.guard(timeout, "close"):
+                    browser.close()
+    finally:
+        dog.close()
     return passes
 
 
@@ -1025,25 +1136,41 @@ def measure(
     if not browser:
         results["notes"].append("browser part skipped (--skip-browser)")
     t0 = time.perf_counter()
-    for engine in engines:
-        for size in sizes:
-            results["cases"].append(
-                measure_case(
-                    engine,
-                    size,
-                    dbs,
-                    calls=calls,
-                    browser=browser,
-                    cpu_rates=rates,
-                    taps=taps,
-                    reloads=reloads,
-                    timeout=timeout,
-                    log=log,
-                )
-            )
+    # SIGTERM (a `timeout`, a CI cancel) raises SystemExit, so the servers and Chromium we
+    # started are stopped by the finally blocks instead of being left behind.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
+    try:
+        _measure_cases(results, dbs, browser, log)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     results["elapsed_seconds"] = time.perf_counter() - t0
     derive(results)
     return results
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _measure_cases(results: dict[str, Any], dbs: Databases, browser: bool, log: Log) -> None:
+    r = results
+    for engine in r["engines"]:
+        for size in r["sizes"]:
+            case = measure_case(
+                engine,
+                size,
+                dbs,
+                calls=r["calls"],
+                browser=browser,
+                cpu_rates=r["cpu_rates"],
+                taps=r["taps"],
+                reloads=r["reloads"],
+                timeout=r["timeout_seconds"],
+                log=log,
+            )
+            r["cases"].append(case)
 
 
 def build_parser() -> argparse.ArgumentParser:

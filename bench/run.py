@@ -209,12 +209,27 @@ def main(argv: list[str] | None = None) -> int:
         default="60000,112000",
         help="schedule rows,status rows of the appearance_supplement case ('' to skip)",
     )
+    parser.add_argument(
+        "--kiosk-sizes",
+        default="3000,60000,200000",
+        help="demo steps of the kiosk benchmark (bench.kiosk) run after ingestion ('' to skip)",
+    )
+    parser.add_argument(
+        "--kiosk-engines", default=None, help="engines of the kiosk benchmark (default: --engines)"
+    )
+    parser.add_argument("--kiosk-taps", type=int, default=50, help="taps per kiosk browser run")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "results" / "files")
     args = parser.parse_args(argv)
     sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    for engine in engines:
+    kiosk_sizes = sorted(int(s.replace("_", "")) for s in args.kiosk_sizes.split(",") if s)
+    kiosk_engines = (
+        engines
+        if args.kiosk_engines is None
+        else [e.strip() for e in args.kiosk_engines.split(",") if e.strip()]
+    )
+    for engine in [*engines, *kiosk_engines]:
         if engine not in ("sqlite", "postgresql"):
             parser.error(f"unknown engine {engine!r}")
 
@@ -308,11 +323,27 @@ def main(argv: list[str] | None = None) -> int:
                     engine, schedule_rows, status_rows, dbs, work, args.cache
                 )
                 _save_partial(args.output, results)
+        if kiosk_sizes and kiosk_engines:
+            from bench import kiosk  # bench.kiosk imports this module (Databases)
+
+            log(f"kiosk benchmark: {kiosk_engines} x {kiosk_sizes} steps")
+            results["kiosk"] = kiosk.measure(
+                sizes=kiosk_sizes,
+                engines=kiosk_engines,
+                dbs=dbs,
+                taps=args.kiosk_taps,
+                log=log,
+            )
+            _save_partial(args.output, results)
     finally:
         dbs.close()
     results["elapsed_seconds"] = time.perf_counter() - t_start
     derive(results)
     table = render(results)
+    if results.get("kiosk"):
+        from bench import kiosk
+
+        table += "\n\n" + kiosk.render(results["kiosk"])
     print(table)
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
