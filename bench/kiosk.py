@@ -434,14 +434,17 @@ class Server:
         raise BenchError(f"{HEALTH} not 200 within {timeout:.0f} s ({last}): {self.log_tail()}")
 
     def stop(self) -> None:
+        """SIGTERM to the server's process group (the one it was started in), SIGKILL if it
+        has not exited 20 s later."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
                 self.proc.wait(timeout=20)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                if self.proc.poll() is None:
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait(timeout=20)
+                self.proc.wait(timeout=20)
         self._log.close()
 
 
@@ -463,7 +466,8 @@ def _time_calls(http: httpx.Client, path: str, params: Any, calls: int) -> dict[
 
 def measure_server(base: str, token: str, calls: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Register 20 製番, then time the kiosk's calls. Returns (timings, context), where the
-    context holds the 製番, the row ids looked up and FSEIBAN by row id (for the search)."""
+    context holds the registered 製番 and FSEIBAN by row id of M01's first 400 rows (for the
+    search)."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base + API, headers=headers, timeout=60) as http:
         first = http.get("/rows", params=[("resource", "M01"), ("limit", 400)])
@@ -494,7 +498,10 @@ def measure_server(base: str, token: str, calls: int) -> tuple[dict[str, Any], d
             raise BenchError(f"PUT /seibans answered {put.status_code}: {put.text[:300]}")
         timings: dict[str, Any] = {}
         for label, path, params_ in server_endpoints(ids, seibans):
-            timings[label] = _time_calls(http, path, params_, calls)
+            try:
+                timings[label] = _time_calls(http, path, params_, calls)
+            except httpx.HTTPError as exc:  # no answer: this endpoint's row says so
+                timings[label] = {"error": short(exc)}
     context = {"seibans": seibans, "put_seibans_ms": put_ms, "seiban_of": seiban_of}
     return timings, context
 
@@ -502,9 +509,9 @@ def measure_server(base: str, token: str, calls: int) -> tuple[dict[str, Any], d
 # --- the page ---------------------------------------------------------------------------------
 
 # Installed before every document of the context. window.__bench.usable: performance.now()
-# when #board is first ready with a visible toggle; start(name, arg) runs a measurement and
-# leaves its outcome in window.__bench.out (waited for with wait_for_function, whose timeout
-# is the driver's own: a hung page still times out).
+# when #board is first ready with a visible toggle; start(name, arg) runs a measurement (each
+# bounded by its timeoutMs in the page) and leaves its outcome in window.__bench.out, which
+# Tab.wait polls for (a page whose main thread is stuck is handled by Watchdog).
 BENCH_JS = r"""
 (() => {
   if (window.top !== window || window.__bench) return;
@@ -562,11 +569,12 @@ BENCH_JS = r"""
     check([]);
   });
 
-  bench.tap = async ({ index, gapMs, timeoutMs }) => {
-    const steps = document.querySelectorAll(STEP);
-    if (!steps.length) throw new Error('no ' + STEP + '; ' + describe());
-    const id = steps[index % steps.length].getAttribute('data-row-id');
+  bench.ids = (limit) => [...document.querySelectorAll(STEP)].slice(0, limit)
+    .map((a) => a.getAttribute('data-row-id'));
+
+  bench.tap = async ({ id, gapMs, timeoutMs }) => {
     const find = () => document.querySelector(`${STEP}[data-row-id="${CSS.escape(id)}"]`);
+    if (!find()) throw new Error(`no step ${id} on the board; ${describe()}`);
     find().scrollIntoView({ block: 'center', behavior: 'instant' });
     await frame(); await frame(); await sleep(gapMs);
     const toggle = find() && find().querySelector(TOGGLE);
@@ -840,10 +848,7 @@ class Tab:
 
     def search_token(self, seiban_of: dict[str, str], fallback: list[str]) -> str:
         """The 製番 of the first step on the board that has a real one."""
-        ids: list[str] = self.eval(
-            "() => [...document.querySelectorAll('article[data-testid=step]')].slice(0, 100)"
-            ".map((a) => a.getAttribute('data-row-id'))"
-        )
+        ids: list[str] = self.eval("(n) => window.__bench.ids(n)", 100)
         for row_id in ids:
             s = seiban_of.get(row_id or "", "")
             if len(s) == 8 and s != PLACEHOLDER_SEIBAN:
@@ -851,6 +856,25 @@ class Tab:
         if not fallback:
             raise BenchError("no 8-character 製番 to search for")
         return fallback[0]
+
+
+def tap_targets(ids: list[str], base: str, token: str) -> list[str]:
+    """The steps of ``ids`` a tap can flip: not completed by the source file (a step the
+    source reported complete stays complete whatever the kiosk says), read via the lookup."""
+    if not ids:
+        raise BenchError("no steps on the board to tap")
+    with httpx.Client(base_url=base + API, timeout=60) as http:
+        r = http.get(
+            "/lookup",
+            params=[("id", i) for i in ids],
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        r.raise_for_status()
+    external = {it["id"] for it in r.json()["items"] if it.get("external_completed")}
+    targets = [i for i in ids if i not in external]
+    if not targets:
+        raise BenchError(f"all {len(ids)} steps on the board are completed by the source")
+    return targets
 
 
 def browser_pass(
@@ -910,9 +934,16 @@ def browser_pass(
         def tap() -> None:  # (b)
             tap_ms: list[float] = []
             tapped: list[str] = []
+            targets = tap_targets(tab.eval("(n) => window.__bench.ids(n)", taps), base, token)
+            m["tap_targets"] = len(targets)
             try:
                 for i in range(taps):
-                    arg = {"index": i, "gapMs": TAP_GAP_MS, "timeoutMs": wait_ms}
+                    # Different steps; past the end of the list the same ones again (back).
+                    arg = {
+                        "id": targets[i % len(targets)],
+                        "gapMs": TAP_GAP_MS,
+                        "timeoutMs": wait_ms,
+                    }
                     try:
                         got = tab.run("tap", arg)
                     except BenchError as exc:

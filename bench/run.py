@@ -3,8 +3,9 @@
 For every engine × size, in one run: csvboard first ingest, unchanged re-ingest and the
 1%-changed re-ingest (all ``official_ingestion``, each in a fresh process), the floors
 (decode+parse+validate; PostgreSQL COPY / SQLite executemany), dlt's merge, and — at the
-largest size — API latency idle and during a large ingest. Prints one table and writes it as
-JSON to ``bench/results/<timestamp>.json``.
+largest size — API latency idle and during a large ingest; then the kiosk benchmark
+(``bench.kiosk``: the kiosk's API and page at ``--kiosk-sizes`` demo steps, '' to skip). Prints
+the tables and writes them as JSON to ``bench/results/<timestamp>.json``.
 """
 
 from __future__ import annotations

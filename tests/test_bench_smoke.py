@@ -47,6 +47,8 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
             "60",
             "--appearance",
             "1000,1800",
+            "--kiosk-sizes",
+            "",  # the kiosk benchmark (a browser run) is too slow here: its helpers are below
             "--output",
             str(out),
             "--cache",
@@ -99,3 +101,70 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     targets = results["targets"]
     assert {t["engine"] for t in targets} == {"sqlite", "postgresql"}
     assert all(t["result"] in {"PASS", "FAIL", "n/a"} for t in targets)
+
+
+def test_kiosk_benchmark_helpers() -> None:
+    """bench.kiosk's pure parts: arguments, percentiles, 製番 picking, ratios, the tables."""
+    from bench import kiosk
+
+    args = kiosk.parse_args(["--sizes", "200_000,3000,60000", "--engines", "sqlite,postgresql"])
+    assert args.sizes == [3000, 60000, 200000]
+    assert args.engines == ["sqlite", "postgresql"]
+    assert args.taps == 50 and args.cpu_rates == [1.0, 4.0] and args.timeout == 60
+    assert kiosk.parse_sizes("") == [] and kiosk.parse_sizes(" 3000, ,3000") == [3000]
+
+    s = kiosk.stats([float(v) for v in range(1, 21)])
+    assert s["n"] == 20 and s["p50_ms"] == 10.5 and 19 <= s["p95_ms"] <= 20
+    assert kiosk.stats([])["p95_ms"] is None
+
+    items = [{"row_data": {"FSEIBAN": v}} for v in ["********", "A1", "A1", "B2", "C3"]]
+    assert kiosk.pick_seibans(items, 2) == ["A1", "B2"]
+    assert kiosk.pick_seibans(items, 5, ["Z9"]) == ["Z9", "A1", "B2", "C3"]
+    endpoints = kiosk.server_endpoints(["i1", "i2"], ["A1", "B2"])
+    assert ("lookup 2 ids", "/lookup", [("id", "i1"), ("id", "i2")]) in endpoints
+    assert len({label for label, _, _ in endpoints}) == len(endpoints) == 8
+
+    scope = kiosk.scope_script()
+    assert kiosk.SCOPE_KEY in scope and json.dumps(json.dumps(kiosk.SCOPE)) in scope
+
+    def server(p95: float) -> dict[str, object]:
+        return {"resources": {"n": 20, "p50_ms": p95 / 2, "p95_ms": p95, "errors": 0, "bytes": 354}}
+
+    def page(cpu: float, usable: float) -> dict[str, object]:
+        return {
+            "cpu": cpu,
+            "errors": {},
+            "first_usable_ms": usable,
+            "taps": {"n": 50, "p50_ms": 40.0, "p95_ms": 250.0},
+            "search_ms": 280.0,
+            "scroll5_ms": 400.0,
+            "dom_elements": 3000,
+            "heap_mb": 4.5,
+        }
+
+    results = {
+        "taps": 50,
+        "calls": 20,
+        "reloads": 3,
+        "cases": [
+            {"engine": "sqlite", "size": 3000, "error": None, "server": server(10.0),
+             "browser": [page(1, 200.0), page(4, 800.0)]},
+            {"engine": "sqlite", "size": 60000, "error": None, "server": server(30.0),
+             "browser": [page(1, 300.0), {"cpu": 4, "errors": {"first usable": "no board"}}]},
+            {"engine": "sqlite", "size": 200000, "error": "demo failed", "server": {}},
+        ],
+        "notes": [],
+    }  # fmt: skip
+    kiosk.derive(results)
+    rows = {(r["size"], r["cpu"]): r for r in results["browser_rows"]}
+    assert rows[(60000, 1)]["x_first_usable_ms"] == 1.5
+    assert rows[(60000, 4)]["first_usable_ms"] is None and "no board" in rows[(60000, 4)]["error"]
+    assert rows[(200000, None)]["error"] == "case: demo failed"
+    servers = {r["size"]: r for r in results["server_rows"]}
+    assert servers[60000]["x_p95_ms"] == 3.0 and servers[200000]["error"] == "demo failed"
+
+    table = kiosk.render(results)
+    assert "first usable ms (≤ 1000)" in table and "p95 ms (≤ 100)" in table
+    assert "| sqlite | 60,000 | 1× | 300 | 1.50 |" in table
+    assert "250 ✗" in table  # tap p95 over its 200 ms target
+    assert "debounce" in table and "error: sqlite 60,000 CPU 4×: first usable: no board" in table

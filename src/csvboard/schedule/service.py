@@ -517,7 +517,10 @@ def list_rows(
     if tokens:
         stmt = stmt.where(or_(*(_token_condition(f, t) for t in tokens)))
     if after is not None:
-        stmt = stmt.where(_after(f.sort_keys, after))
+        # The leading 製番 bound is implied by the keyset predicate but, unlike the OR of
+        # terms, both planners can seek with it: a deep page starts at its place in the
+        # index instead of reading the scope's range from its beginning.
+        stmt = stmt.where(f.seiban >= after[0], _after(f.sort_keys, after))
     stmt = stmt.order_by(*f.sort_keys).limit(limit + 1)
 
     rows: list[Row[Any]]

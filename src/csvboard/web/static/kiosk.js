@@ -35,6 +35,7 @@
   const WRITE_TIMEOUT_MS = 15000;
   const PAGE_SIZE = 50;
   const POLL_MS = 10000;
+  const SEARCH_DEBOUNCE_MS = 120; // one request per pause in typing, not one per key
   const KEEP_MARGIN = "1500px 0px"; // pages within this distance of the viewport stay rendered
   const FIELDS = {
     completion: "completion",
@@ -814,7 +815,7 @@
       if (next === query) return;
       query = next;
       reload();
-    }, 250);
+    }, SEARCH_DEBOUNCE_MS);
   }
   search.addEventListener("input", searchChanged);
 
