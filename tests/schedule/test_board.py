@@ -713,3 +713,52 @@ def test_summary_lists_seibans_in_seiban_order(harness: Harness) -> None:
         scoped = board.scoped_summary(session, dashboard, seiban_list=scope[::-1])
     assert [s["fseiban"] for s in whole["by_seiban"]] == seibans
     assert [s["fseiban"] for s in scoped["by_seiban"]] == scope
+
+
+# --- a search without a scope: its matches found in the resource index --------------------
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "AA000001",  # a 製番 exactly (and 品番/ProductNo partly)
+        "ab000001,AA000002",  # ASCII letters in either case; two tokens OR-ed
+        "1",  # digits: ProductNo / 品番 partly, many matches
+        "10",
+        "000000",  # no 製番 has it whole, some ProductNo partly
+    ],
+)
+def test_search_by_id_pages_exactly_like_the_scan_in_kiosk_order(
+    harness: Harness, loaded: Loaded, monkeypatch: pytest.MonkeyPatch, q: str
+) -> None:
+    """_searched_ids (matches read from the resource index, then fetched by id) and the plain
+    walk in kiosk order it replaces for few matches give the same pages, cursor and all."""
+    by_id = {
+        limit: listed(harness, loaded.dashboard, limit, q=q, completion=completion)
+        for limit in (3, 50)
+        for completion in ("all",)
+    }
+    monkeypatch.setattr(service, "MAX_SEARCH_IDS", 0)  # every search takes the plain walk
+    for limit, ids in by_id.items():
+        assert ids == listed(harness, loaded.dashboard, limit, q=q, completion="all"), limit
+    assert by_id[50], q  # the search found something
+
+
+def test_a_text_search_or_a_scoped_one_does_not_read_ids_first(
+    harness: Harness, loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """品名 is in no index, and a scope's index range is already small: both page directly."""
+    calls: list[object] = []
+    real = service._searched_ids
+
+    def spy(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(result)
+        return result
+
+    monkeypatch.setattr(service, "_searched_ids", spy)
+    for scope in ({"q": "部品"}, {"q": "AA000001", "resources": ["M01"]}, {"q": "AA000001"}):
+        with harness.read() as session:
+            service.list_rows(session, loaded.dashboard, limit=10, **scope)  # type: ignore[arg-type]
+    assert calls[0] is None and calls[1] is None
+    assert isinstance(calls[2], list) and calls[2]

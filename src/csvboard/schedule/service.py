@@ -85,6 +85,7 @@ COMPLETED_MARK = "完了"
 MAX_SEARCH_TOKENS = 8
 SEIBAN_LENGTH = 8
 MAX_PAGE_SIZE = 2000
+MAX_SEARCH_IDS = 1000  # a search's matches fetched by id at most (see _searched_ids)
 MAX_ACTOR_LENGTH = 64  # updated_by is varchar(64)
 
 # Search separators as typed: every character whose NFKC form is "," or "、" (full-width ，,
@@ -366,7 +367,12 @@ def _ascii_lower(value: str) -> str:
 
 def _contains(f: _Fields, expr: ColumnElement[str], token: str) -> ColumnElement[bool]:
     escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f.fold(expr).like(f"%{_ascii_lower(escaped)}%", escape="\\")
+    pattern = f"%{_ascii_lower(escaped)}%"
+    if f.is_pg:
+        return f.fold(expr).like(pattern, escape="\\")
+    # SQLite's LIKE already ignores the case of ASCII letters (and only theirs), which is what
+    # fold() means; without the lower() call a search reads the index about twice as fast.
+    return expr.like(pattern, escape="\\")
 
 
 def _token_condition(f: _Fields, token: _Token) -> ColumnElement[bool]:
@@ -492,16 +498,23 @@ def list_rows(
     after = _decode_cursor(cursor) if cursor else None
 
     f = _fields(session)
-    stmt = _composed_select(f).where(_R.csv_dashboard_id == dashboard.id)
+    wanted = normalized_codes(resources)
+    wanted_seibans = normalized_codes(seibans)
+    rows_of: list[ColumnElement[bool]] = []  # which rows of the dashboard (before filters)
     if not include_retired:
         # As an expression, not the bare column: SQLite (no statistics) would otherwise pick
         # the (dashboard, is_active) index and read and sort every active row of the dashboard
         # instead of walking the scope's range of a schedule index in kiosk order.
-        stmt = stmt.where(_active_first(_R) == 0)
+        rows_of.append(_active_first(_R) == 0)
     if not include_machine_rows:
-        stmt = stmt.where(~f.machine_row())
-    wanted = normalized_codes(resources)
-    wanted_seibans = normalized_codes(seibans)
+        rows_of.append(~f.machine_row())
+    found = _searched_ids(session, f, dashboard, tokens, rows_of, wanted or wanted_seibans)
+    if found is None:
+        stmt = _composed_select(f).where(_R.csv_dashboard_id == dashboard.id, *rows_of)
+    else:
+        # By primary key, without the dashboard (every id is one of its rows): with it,
+        # SQLite would walk the dashboard's schedule index instead of probing the ids.
+        stmt = _composed_select(f).where(_R.id.in_(found), *rows_of)
     if wanted_seibans:
         stmt = stmt.where(f.seiban.in_(wanted_seibans))
     if completion == "complete":
@@ -539,6 +552,43 @@ def list_rows(
     names = _machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
     next_cursor = _encode_cursor(rows[-1]) if more and rows else None
     return [_compose(r, names) for r in rows], next_cursor
+
+
+def _searched_ids(
+    session: Session,
+    f: _Fields,
+    dashboard: CsvDashboard,
+    tokens: list[_Token],
+    rows_of: list[ColumnElement[bool]],
+    scoped: Sequence[str],
+) -> list[uuid.UUID] | None:
+    """The ids a search without a scope matches, when few; else None (page the usual way).
+
+    A search for a 製番 or a number (ProductNo, 品番) only looks at values the resource index
+    holds (migration 0006), so the matches are found by reading that index alone, without
+    parsing any row's JSON: 200,000 steps in tens of milliseconds instead of a scan of the
+    table in kiosk order that reads and parses every row until the page is full. Text tokens
+    also match 品名, which no index holds; they, and a scope (whose index range is small), go
+    the usual way, as do many matches (the page then fills quickly in kiosk order).
+    """
+    if not tokens or scoped or not all(_index_only(t) for t in tokens):
+        return None
+    ids = session.scalars(
+        select(_R.id)
+        .where(
+            _R.csv_dashboard_id == dashboard.id,
+            *rows_of,
+            or_(*(_token_condition(f, t) for t in tokens)),
+        )
+        .limit(MAX_SEARCH_IDS + 1)
+    ).all()
+    return list(ids) if len(ids) <= MAX_SEARCH_IDS else None
+
+
+def _index_only(token: _Token) -> bool:
+    """Whether :func:`_token_condition` looks only at 製番, 品番 and ProductNo for it."""
+    value = token.value
+    return len(value) == SEIBAN_LENGTH or (value.isascii() and value.isdigit())
 
 
 def get_row(session: Session, row_id: uuid.UUID) -> dict[str, Any]:
