@@ -138,6 +138,9 @@ def server_endpoints(ids: list[str], seibans: list[str]) -> list[tuple[str, str,
         (f"lookup {len(ids)} ids", "/lookup", [("id", i) for i in ids]),
         (f"summary {len(seibans)} 製番", "/summary", by_seiban),
         (f"rows {len(seibans)} 製番 limit=100", "/rows", [*by_seiban, ("limit", 100)]),
+        # the kiosk keypad's search without a scope: a 製番, and a part of a 品番
+        ("search 製番, no scope", "/rows", [("q", seibans[-1] if seibans else ""), ("limit", 50)]),
+        ("search text, no scope", "/rows", [("q", "B12"), ("limit", 50)]),
     ]
 
 

@@ -118,7 +118,7 @@ def _scope_join(dashboard: CsvDashboard) -> Any:
 
 
 def _active_steps(f: Any, dashboard: CsvDashboard) -> tuple[Any, ...]:
-    return (_R.csv_dashboard_id == dashboard.id, service._active_first(_R) == 0, ~f.machine_row())
+    return (_R.csv_dashboard_id == dashboard.id, f.active(), ~f.machine_row())
 
 
 def _counted(f: Any, dashboard: CsvDashboard) -> Select[Any]:
