@@ -122,7 +122,7 @@ def test_kiosk_benchmark_helpers() -> None:
     assert kiosk.pick_seibans(items, 5, ["Z9"]) == ["Z9", "A1", "B2", "C3"]
     endpoints = kiosk.server_endpoints(["i1", "i2"], ["A1", "B2"])
     assert ("lookup 2 ids", "/lookup", [("id", "i1"), ("id", "i2")]) in endpoints
-    assert len({label for label, _, _ in endpoints}) == len(endpoints) == 8
+    assert len({label for label, _, _ in endpoints}) == len(endpoints) == 10
 
     scope = kiosk.scope_script()
     assert kiosk.SCOPE_KEY in scope and json.dumps(json.dumps(kiosk.SCOPE)) in scope
