@@ -134,7 +134,7 @@ class _Fields:
         self.product_no = self.sort_text("ProductNo")
         self.hincd = self.sort_text("FHINCD")
         self.hinmei = self.text("FHINMEI")
-        self.resource = self.text("FSIGENCD")
+        self.resource = self.sort_text("FSIGENCD")  # byte order on both engines, like 製番
         self.resource_name = self.text("FSIGENMEI")
         kojun = func.nullif(self.raw("FKOJUN"), "")
         self.kojun: ColumnElement[int] = cast(func.coalesce(kojun, "0"), BigInteger)

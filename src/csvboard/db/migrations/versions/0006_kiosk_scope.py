@@ -69,7 +69,7 @@ def upgrade() -> None:
     if pg:
         op.execute(
             f"CREATE INDEX {INDEX} ON csv_dashboard_rows (csv_dashboard_id,"
-            " (coalesce(row_data ->> 'FSIGENCD', '')),"
+            " (coalesce(row_data ->> 'FSIGENCD', '')) COLLATE \"C\","
             " (coalesce(row_data ->> 'FSEIBAN', '')) COLLATE \"C\","
             " (coalesce(row_data ->> 'ProductNo', '')) COLLATE \"C\","
             " is_active, (coalesce(row_data ->> 'FHINCD', '')) COLLATE \"C\", id)"
