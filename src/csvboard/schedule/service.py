@@ -581,7 +581,9 @@ def list_rows(
     keys = keys[:limit]
     rows = _composed_by_id(session, f, [k.id for k in keys])
     names = _machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
-    next_cursor = _encode_cursor(rows[-1]) if more and rows else None
+    # From the page's own sort values: a row changed or purged between the two statements
+    # cannot move the cursor.
+    next_cursor = _encode_cursor(keys[-1]) if more and keys else None
     return [_compose(r, names) for r in rows], next_cursor
 
 
