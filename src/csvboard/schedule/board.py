@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
@@ -106,29 +106,9 @@ def check_scope(
     return wanted, seibans
 
 
-def _scope_join(dashboard: CsvDashboard) -> Any:
-    """Rows with their two completion records (the worker's and the source's)."""
-    return _R.__table__.outerjoin(
-        _Progress,
-        and_(_Progress.csv_dashboard_row_id == _R.id, _Progress.csv_dashboard_id == dashboard.id),
-    ).outerjoin(
-        _External,
-        and_(_External.csv_dashboard_row_id == _R.id, _External.csv_dashboard_id == dashboard.id),
-    )
-
-
-def _active_steps(f: Any, dashboard: CsvDashboard) -> tuple[Any, ...]:
-    return (_R.csv_dashboard_id == dashboard.id, f.active(), ~f.machine_row())
-
-
 def _counted(f: Any, dashboard: CsvDashboard) -> Select[Any]:
     """The number of active steps and how many of them are effectively complete."""
-    done = func.coalesce(func.sum(case((service._effective(), 1), else_=0)), 0)
-    return (
-        select(func.count(), done)
-        .select_from(_scope_join(dashboard))
-        .where(*_active_steps(f, dashboard))
-    )
+    return service._active_steps(f, dashboard, func.count(), service._done_count())
 
 
 def scoped_summary(
@@ -154,11 +134,9 @@ def scoped_summary(
         # Per step, summed here: grouped in SQL, SQLite (which has no statistics) walks the
         # whole resource index (it covers the query) instead of the 製番' few entries of the
         # schedule index. A scope of 製番 is at most a few thousand steps.
-        stmt = (
-            select(f.seiban, f.resource, case((service._effective(), 1), else_=0))
-            .select_from(_scope_join(dashboard))
-            .where(*_active_steps(f, dashboard), f.seiban.in_(seibans))
-        )
+        stmt = service._active_steps(
+            f, dashboard, f.seiban, f.resource, case((service._effective(), 1), else_=0)
+        ).where(f.seiban.in_(seibans))
         if wanted:
             stmt = stmt.where(f.resource.in_(wanted))
         per_seiban: dict[str, list[int]] = {}
@@ -174,7 +152,13 @@ def scoped_summary(
             _progress(session, dashboard, code, total, done)
             for code, (total, done) in sorted(per_resource.items())
         ]
-        incomplete = _incomplete_parts(session, f, dashboard, seibans, wanted)
+        incomplete = service._incomplete_parts(
+            session,
+            f,
+            dashboard,
+            f.seiban.in_(seibans),
+            *([f.resource.in_(wanted)] if wanted else []),
+        )
         names = service._machine_names(session, f, dashboard.id, set(seibans))
         by_seiban = [
             {
@@ -223,28 +207,6 @@ def _progress(
     }
 
 
-def _incomplete_parts(
-    session: Session,
-    f: Any,
-    dashboard: CsvDashboard,
-    seibans: list[str],
-    wanted: list[str],
-) -> dict[str, list[str]]:
-    stmt = (
-        select(f.seiban, f.hinmei)
-        .select_from(_scope_join(dashboard))
-        .where(*_active_steps(f, dashboard), f.seiban.in_(seibans), ~service._effective())
-        .group_by(f.seiban, f.hinmei)
-        .order_by(f.seiban, func.min(f.product_no), func.min(f.hincd), f.hinmei)
-    )
-    if wanted:
-        stmt = stmt.where(f.resource.in_(wanted))
-    parts: dict[str, list[str]] = {}
-    for seiban, hinmei in session.execute(stmt):
-        parts.setdefault(seiban, []).append(hinmei)
-    return parts
-
-
 def rows_by_id(
     session: Session, dashboard: CsvDashboard, ids: Sequence[uuid.UUID]
 ) -> list[dict[str, Any]]:
@@ -260,7 +222,7 @@ def rows_by_id(
     f = service._fields(session)
     # By primary key only, sorted here: with the dashboard or the sort in the statement,
     # SQLite's planner walks the dashboard's schedule index instead of probing the ids.
-    found = session.execute(service._composed_select(f).where(_R.id.in_(sorted(set(ids)))))
+    found = service._composed_by_id(session, f, sorted(set(ids)))
     rows = sorted(
         (r for r in found if r.csv_dashboard_id == dashboard.id), key=service._sort_values
     )

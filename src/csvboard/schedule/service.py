@@ -429,7 +429,8 @@ def _sort_values(row: Row[Any]) -> tuple[str, str, int, str, uuid.UUID]:
 
 
 def _encode_cursor(row: Row[Any]) -> str:
-    values = [row.sort_0, row.sort_1, int(row.sort_2), row.sort_3, str(row.id)]
+    *keys, row_id = _sort_values(row)
+    values = [*keys, str(row_id)]
     raw = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -661,6 +662,49 @@ def get_row(session: Session, row_id: uuid.UUID) -> dict[str, Any]:
     return _compose(row, names)
 
 
+def _active_steps(f: _Fields, dashboard: CsvDashboard, *columns: Any) -> Select[Any]:
+    """``columns`` over the dashboard's active steps (machine rows excluded), each with its
+    two completion records; the joins are restricted to the dashboard so the
+    (csv_dashboard_id, is_completed) indexes serve them. What every progress count reads."""
+    return (
+        select(*columns)
+        .select_from(_R)
+        .outerjoin(
+            _Progress,
+            and_(
+                _Progress.csv_dashboard_row_id == _R.id, _Progress.csv_dashboard_id == dashboard.id
+            ),
+        )
+        .outerjoin(
+            _External,
+            and_(
+                _External.csv_dashboard_row_id == _R.id, _External.csv_dashboard_id == dashboard.id
+            ),
+        )
+        .where(_R.csv_dashboard_id == dashboard.id, f.active(), ~f.machine_row())
+    )
+
+
+def _done_count() -> ColumnElement[int]:
+    """How many of the counted steps are effectively complete."""
+    return func.coalesce(func.sum(case((_effective(), 1), else_=0)), 0)
+
+
+def _incomplete_parts(
+    session: Session, f: _Fields, dashboard: CsvDashboard, *where: ColumnElement[bool]
+) -> dict[str, list[str]]:
+    """品名 of the parts with incomplete active steps, per 製番, in kiosk order of the parts."""
+    parts: dict[str, list[str]] = {}
+    for seiban, hinmei in session.execute(
+        _active_steps(f, dashboard, f.seiban, f.hinmei)
+        .where(~_effective(), *where)
+        .group_by(f.seiban, f.hinmei)
+        .order_by(f.seiban, func.min(f.product_no), func.min(f.hincd), f.hinmei)
+    ):
+        parts.setdefault(seiban, []).append(hinmei)
+    return parts
+
+
 def progress_summary(session: Session, dashboard: CsvDashboard) -> dict[str, Any]:
     """Totals by resource and by 製番 over active steps, with effective completion.
 
@@ -670,34 +714,9 @@ def progress_summary(session: Session, dashboard: CsvDashboard) -> dict[str, Any
     """
     _require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     f = _fields(session)
-    done = func.coalesce(func.sum(case((_effective(), 1), else_=0)), 0)
+    done = _done_count()
     total = func.count()
-
-    def base(*columns: Any) -> Select[Any]:
-        return (
-            select(*columns)
-            .select_from(_R)
-            .outerjoin(
-                _Progress,
-                and_(
-                    _Progress.csv_dashboard_row_id == _R.id,
-                    _Progress.csv_dashboard_id == dashboard.id,
-                ),
-            )
-            .outerjoin(
-                _External,
-                and_(
-                    _External.csv_dashboard_row_id == _R.id,
-                    _External.csv_dashboard_id == dashboard.id,
-                ),
-            )
-            .where(
-                _R.csv_dashboard_id == dashboard.id,
-                _R.is_active == True,  # noqa: E712
-                ~f.machine_row(),
-            )
-        )
-
+    base = functools.partial(_active_steps, f, dashboard)
     by_resource = [
         {
             "resource_cd": resource_cd,
@@ -714,14 +733,7 @@ def progress_summary(session: Session, dashboard: CsvDashboard) -> dict[str, Any
     seiban_rows = list(
         session.execute(base(f.seiban, total, done).group_by(f.seiban).order_by(f.seiban))
     )
-    incomplete: dict[str, list[str]] = {}
-    for seiban, hinmei in session.execute(
-        base(f.seiban, f.hinmei)
-        .where(~_effective())
-        .group_by(f.seiban, f.hinmei)
-        .order_by(f.seiban, func.min(f.product_no), func.min(f.hincd), f.hinmei)
-    ):
-        incomplete.setdefault(seiban, []).append(hinmei)
+    incomplete = _incomplete_parts(session, f, dashboard)
     names = _machine_names(session, f, dashboard.id, {r[0] for r in seiban_rows})
     by_seiban = [
         {
