@@ -581,11 +581,7 @@ def put_seibans(
     ``DUPLICATE_SEIBAN``, ``TOO_MANY_SEIBANS`` (more than {MAX_REGISTERED_SEIBANS}),
     ``UNKNOWN_SEIBAN``. Nothing changes when refused.
     """
-    if len(body.seibans) > MAX_REGISTERED_SEIBANS:
-        raise InvalidRequest(
-            "TOO_MANY_SEIBANS",
-            f"{len(body.seibans)} 製番; at most {MAX_REGISTERED_SEIBANS} can be registered",
-        )
+    seibans.check_list(body.seibans)  # every 400 of the body before the dashboard's 404
     with write_session(engine) as session:
         dashboard = _schedule(session, slug)
         seibans.replace(session, dashboard, body.seibans, if_match=if_match, by=principal.label)

@@ -29,6 +29,7 @@ from csvboard.schedule.models import (
     ProductionScheduleRegisteredSeiban,
     ProductionScheduleSeibanList,
 )
+from csvboard.schedule.service import _actor, _fields
 
 _SEIBAN = re.compile(SEIBAN_PATTERN)
 _ETAG = re.compile(r'^(?:W/)?"seibans-([0-9]{1,12})"$')
@@ -71,7 +72,14 @@ def registered(session: Session, dashboard: CsvDashboard) -> tuple[int, list[str
     return version, list(seibans)
 
 
-def _clean(values: Sequence[Any]) -> list[str]:
+def check_list(values: Sequence[Any]) -> list[str]:
+    """The list as it will be stored (NFKC, trimmed), or 400 ``INVALID_SEIBAN`` /
+    ``DUPLICATE_SEIBAN`` / ``TOO_MANY_SEIBANS`` naming the item at fault."""
+    if len(values) > MAX_REGISTERED_SEIBANS:  # the list's length first, whatever it holds
+        raise InvalidRequest(
+            "TOO_MANY_SEIBANS",
+            f"{len(values)} 製番; at most {MAX_REGISTERED_SEIBANS} can be registered",
+        )
     cleaned: list[str] = []
     for index, value in enumerate(values):
         if not isinstance(value, str):
@@ -85,19 +93,13 @@ def _clean(values: Sequence[Any]) -> list[str]:
         if seiban in cleaned:
             raise InvalidRequest("DUPLICATE_SEIBAN", f"{seiban} is in the list twice")
         cleaned.append(seiban)
-    if len(cleaned) > MAX_REGISTERED_SEIBANS:
-        raise InvalidRequest(
-            "TOO_MANY_SEIBANS",
-            f"{len(cleaned)} 製番; at most {MAX_REGISTERED_SEIBANS} can be registered",
-        )
     return cleaned
 
 
 def _unknown(session: Session, dashboard: CsvDashboard, seibans: list[str]) -> list[str]:
-    """Those of ``seibans`` that no active step of the dashboard carries (index look-ups)."""
-    from csvboard.schedule.service import _fields  # the schedule index's very expressions
-
-    f = _fields(session)
+    """Those of ``seibans`` that no row of the dashboard carries, active or retired (one
+    probe of the schedule index each): a 製番 whose steps have all retired stays valid."""
+    f = _fields(session)  # the schedule index's very expressions
     missing = []
     for seiban in seibans:
         found = session.scalar(
@@ -129,7 +131,7 @@ def replace(
     same version exactly one wins. (Core statements with RETURNING: an ORM-enabled INSERT …
     ON CONFLICT DO NOTHING reports no rowcount on PostgreSQL.)
     """
-    cleaned = _clean(seibans)
+    cleaned = check_list(seibans)
     expected = parse_if_match(if_match)
     unknown = _unknown(session, dashboard, cleaned)
     if unknown:
@@ -138,7 +140,7 @@ def replace(
             "no step of this schedule has 製番 " + ", ".join(unknown[:10]),
         )
     now = datetime.now(UTC)
-    actor = None if by is None else by[:64]
+    actor = _actor(by)
     if expected == 0:
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
         pg = session.get_bind().dialect.name == "postgresql"
@@ -184,4 +186,4 @@ def _changed(version: int) -> PreconditionFailed:
     )
 
 
-__all__ = ["current_version", "etag", "parse_if_match", "registered", "replace"]
+__all__ = ["check_list", "current_version", "etag", "parse_if_match", "registered", "replace"]
