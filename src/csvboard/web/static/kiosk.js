@@ -61,7 +61,7 @@
   let registeredTag = null;
   let processingTypes = [];
   let lastSuccess;            // undefined until first seen
-  const tags = { lookup: null };
+  let lookupTag = null;       // ETag of the poll's last answer (If-None-Match)
 
   // --- helpers -----------------------------------------------------------------------------
 
@@ -760,10 +760,10 @@
     if (ids.length) {
       const p = new URLSearchParams();
       for (const id of ids.slice(0, 200)) p.append("id", id);
-      const headers = tags.lookup ? { "If-None-Match": tags.lookup } : {};
+      const headers = lookupTag ? { "If-None-Match": lookupTag } : {};
       jobs.push(request(`${base}/lookup?` + p.toString(), { headers }).then(async (res) => {
         if (res.status === 304 || !res.ok || mine !== generation) return;
-        tags.lookup = res.headers.get("ETag");
+        lookupTag = res.headers.get("ETag");
         const doc = await res.json();
         const seen = new Set();
         for (const row of doc.items) {
