@@ -276,8 +276,21 @@ def test_failed_write_is_shown_and_retried(
 
     # a server error is a failure too
     kiosk.unroute("**/completion")
-    kiosk.route("**/completion", lambda route: route.fulfill(status=503, body="down"))
+    answered: list[Any] = []
+
+    def down(route: Any) -> None:
+        route.fulfill(status=503, body="down")
+        answered.append(route)
+
+    kiosk.route("**/completion", down)
     target.locator("[data-testid=retry-write]").click()
+    # The step was already "failed": wait for the retry's 503 itself, or a loaded machine lets
+    # the next step start while this write is still in flight.
+    for _ in range(200):
+        if answered:
+            break
+        kiosk.wait_for_timeout(25)
+    assert len(answered) == 1
     expect(target).to_have_attribute("data-write", "failed")
 
     # a slow write shows as pending until the server answers
