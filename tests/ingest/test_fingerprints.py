@@ -34,7 +34,8 @@ from support import SCHEDULE_HEADER, Harness, schedule_line
 
 @pytest.fixture
 def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
+    # Fingerprints belong to the record-at-a-time path (the columnar one matches in SQL).
+    h = Harness(db_url, tmp_path / "data", ingest_engine="rows")
     yield h
     h.close()
 
@@ -628,7 +629,7 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     (As a join, SQLite's planner walked every stored row to probe the staging table: 1.2 s
     at 1M stored rows, inside the write lock.)
     """
-    harness = Harness(sqlite_url, tmp_path / "data")
+    harness = Harness(sqlite_url, tmp_path / "data", ingest_engine="rows")
     board = harness.dashboard()
     steps = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(2_000)]
     harness.ingest(board, csv_text(*steps), kind="official_ingestion")
@@ -677,7 +678,7 @@ def test_sqlite_reads_the_fingerprints_in_row_order(
 ) -> None:
     """The load walks the index of (dashboard, is_active), which keeps the table's row order,
     not the key index (a page read per row in key order)."""
-    harness = Harness(sqlite_url, tmp_path / "data")
+    harness = Harness(sqlite_url, tmp_path / "data", ingest_engine="rows")
     board = harness.dashboard()
     steps = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(200)]
     harness.ingest(board, csv_text(*steps), kind="official_ingestion")
@@ -715,7 +716,7 @@ def test_kiosk_writes_do_not_wait_for_the_record_hash_rewrite_on_postgresql(
 
     from csvboard.schedule import service
 
-    h = Harness(pg_url, tmp_path / "data")
+    h = Harness(pg_url, tmp_path / "data", ingest_engine="rows")
     try:
         board = h.dashboard()
         h.ingest(board, csv_text(*BASE), kind="official_ingestion")

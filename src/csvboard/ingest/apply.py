@@ -11,14 +11,19 @@ external-completion table and the ledger, nothing else (seeds/adr_production_sch
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, text
 
 from csvboard.ingest.validate import (
@@ -28,6 +33,9 @@ from csvboard.ingest.validate import (
     compact_json,
     fold_duplicates,
 )
+
+if TYPE_CHECKING:
+    from csvboard.ingest.batches import ValidatedBlock
 
 # Outcomes a staged row can end with (ingestion_items are derived from them).
 NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "supplemented"
@@ -77,6 +85,22 @@ def lock_dashboard(conn: Connection, dashboard_id: uuid.UUID) -> None:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"csvboard:dashboard:{dashboard_id}"},
         )
+
+
+def committed_runs(conn: Connection, dashboard_id: uuid.UUID) -> int:
+    """How many runs on the dashboard have committed: a run that matched its rows before
+    taking the apply lock compares this under the lock to know nobody changed them since."""
+    dash: Any = dashboard_id if conn.dialect.name == "postgresql" else dashboard_id.hex
+    return int(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM ingestion_runs WHERE status IN ('succeeded', 'partial')"
+                " AND run_id IN (SELECT run_id FROM ingestion_run_sources"
+                " WHERE csv_dashboard_id = :dash)"
+            ),
+            {"dash": dash},
+        ).scalar_one()
+    )
 
 
 # After a commit that changed at least this many rows, and more than this share of the table,
@@ -239,16 +263,23 @@ class Stage:
             )
         return len(ids)
 
+    def _valid_row(self, row: ValidRow, seq: int, record_hash: str | None) -> tuple[Any, ...]:
+        return (
+            seq, self._source, self._feed, row.line, row.row_key, compact_json(row.row_data),
+            row.data_hash, _version_json(row.version), *(self._num(v) for v in row.version),
+            self._ts(row.occurred_at), self._bool(row.completion), record_hash, None, None, None,
+        )  # fmt: skip
+
+    def _rejected_row(self, row: RejectedRow, seq: int) -> tuple[Any, ...]:
+        return (
+            seq, self._source, self._feed, row.line, row.row_key, None, None, None,
+            *([None] * self.version_count), None, None, None, FAILED, row.reason_code,
+            row.message,
+        )  # fmt: skip
+
     def add_valid(self, row: ValidRow, record_hash: str | None = None) -> None:
         self._seq += 1
-        self._buffer.append(
-            (
-                self._seq, self._source, self._feed, row.line, row.row_key,
-                compact_json(row.row_data), row.data_hash, _version_json(row.version),
-                *(self._num(v) for v in row.version), self._ts(row.occurred_at),
-                self._bool(row.completion), record_hash, None, None, None,
-            )
-        )  # fmt: skip
+        self._buffer.append(self._valid_row(row, self._seq, record_hash))
 
     def add_supplement(self, row: SupplementRow) -> None:
         self._seq += 1
@@ -263,13 +294,74 @@ class Stage:
 
     def add_rejected(self, row: RejectedRow) -> None:
         self._seq += 1
-        self._buffer.append(
-            (
-                self._seq, self._source, self._feed, row.line, row.row_key,
-                None, None, None, *([None] * self.version_count), None, None, None, FAILED,
-                row.reason_code, row.message,
+        self._buffer.append(self._rejected_row(row, self._seq))
+
+    def add_block(self, block: ValidatedBlock) -> None:
+        """A validated block: sequence numbers in line order, valid rows written as columns.
+
+        The valid rows go in with one COPY (PostgreSQL, CSV written by Arrow) or one
+        executemany over the columns zipped (SQLite); the others as single rows.
+        """
+        fast = len(block.lines)
+        total = fast + len(block.rows)
+        seqs = np.arange(self._seq + 1, self._seq + total + 1, dtype=np.int64)
+        if block.rows:
+            lines = np.concatenate([block.lines, [r.line for r in block.rows]])
+            ordered = np.empty(total, dtype=np.int64)
+            ordered[np.argsort(lines, kind="stable")] = seqs
+            seqs = ordered
+        self._seq += total
+        for row, seq in zip(block.rows, seqs[fast:].tolist(), strict=True):
+            if isinstance(row, RejectedRow):
+                self._buffer.append(self._rejected_row(row, seq))
+            else:
+                self._buffer.append(self._valid_row(row, seq, None))
+        self.flush()
+        if fast:
+            self._write_columns(block, seqs[:fast])
+
+    def _write_columns(self, block: ValidatedBlock, seqs: np.ndarray) -> None:
+        n = len(block.lines)
+        source, feed = (
+            (str(self._source), str(self._feed)) if self.is_pg else (self._source, self._feed)
+        )
+        columns: list[Any] = [
+            seqs.tolist(), repeat(source, n), repeat(feed, n),
+            block.lines.tolist(), block.row_key, block.row_data, block.data_hash, block.vjson,
+            *block.versions, block.occurred_at, block.completion,
+            *(repeat(None, n) for _ in range(4)),
+        ]  # fmt: skip
+        if not self.is_pg:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {self.name} ({', '.join(self.columns())})"
+                f" VALUES ({', '.join('?' for _ in columns)})",
+                list(zip(*columns, strict=True)),
             )
-        )  # fmt: skip
+            return
+        table = pa.table(
+            {
+                name: pa.array(list(values) if isinstance(values, repeat) else values, kind)
+                for name, values, kind in zip(
+                    self.columns(), columns, self._arrow_types(), strict=True
+                )
+            }
+        )
+        out = io.BytesIO()
+        pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=False))
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            sql = f"COPY {self.name} ({', '.join(self.columns())}) FROM STDIN (FORMAT csv)"
+            with cursor.copy(sql) as copy:
+                copy.write(out.getbuffer())
+        finally:
+            cursor.close()
+
+    def _arrow_types(self) -> list[pa.DataType]:
+        text_ = pa.string()
+        return [
+            pa.int64(), text_, text_, pa.int64(), text_, text_, text_, text_,
+            *([text_] * self.version_count), text_, pa.bool_(), text_, text_, text_, text_,
+        ]  # fmt: skip
 
     def flush(self) -> None:
         if not self._buffer:
@@ -507,6 +599,28 @@ class Merge:
             f"SELECT count(*) FROM {s} WHERE reason = 'STALE_ROW'"
         ).scalar_one()
         return int(stale_rows)
+
+    def stage_absent(self, stage: Stage) -> int:
+        """Snapshot runs, before the apply lock: ids of active rows whose key is not staged.
+
+        The retire pass under the lock then reads these (``retire_absent(candidates=…)``),
+        not every row of the dashboard.
+        """
+        stage.create_candidates()
+        return self._exec(
+            f"INSERT INTO {stage.candidates} (id) SELECT r.id FROM csv_dashboard_rows r"
+            " WHERE r.csv_dashboard_id = :dash AND r.is_dedup AND r.is_active AND NOT EXISTS"
+            f" (SELECT 1 FROM {stage.name} s WHERE s.row_key = r.row_key)"
+        )
+
+    def unclassify(self, stage: Stage) -> None:
+        """Undo :meth:`match_and_classify` (its rows may have changed since): rejected rows
+        and in-file duplicates keep their outcome."""
+        self._exec(
+            f"UPDATE {stage.name} SET outcome = NULL, reason = NULL, message = NULL,"
+            " row_id = NULL WHERE outcome IN ('new', 'updated', 'unchanged')"
+            " OR reason = 'STALE_ROW'"
+        )
 
     def classify_unmatched(self, stage: Stage) -> None:
         """Every valid staged row not settled yet is a new row, with a fresh id (also APPEND)."""

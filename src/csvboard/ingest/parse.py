@@ -125,8 +125,13 @@ def _describe_csv_error(exc: csv.Error) -> str:
     return f"malformed CSV ({text})"
 
 
-def iter_records(stream: TextIO, max_field_chars: int) -> Iterator[Record | RecordError]:
+def iter_records(
+    stream: TextIO, max_field_chars: int, first_line: int = 1
+) -> Iterator[Record | RecordError]:
     """Yield the records of ``stream`` (opened with ``newline=""``), one at a time.
+
+    ``first_line``: the physical line number of the stream's first line (a stream that is a
+    part of a file, see ``ingest/blocks.py``), so line numbers and messages name the file's lines.
 
     Blank records are skipped: empty lines, whitespace-only lines and rows of only empty
     cells such as ``,,,,`` (Excel leaves these after the data). A value longer than
@@ -156,7 +161,7 @@ def iter_records(stream: TextIO, max_field_chars: int) -> Iterator[Record | Reco
 
     source = lines()
     reader = csv.reader(source, strict=True)
-    consumed = 0  # physical lines before the current record
+    consumed = first_line - 1  # physical lines before the current record
     while True:
         try:
             cells = next(reader)

@@ -1,0 +1,221 @@
+"""Validate a block of an official file column by column: each distinct value checked once.
+
+The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
+of a column in the block goes through that column's own check (``_Column.check``) once —
+resource codes, names, hours and timestamps repeat on most rows of a schedule, so a block of
+20,000 rows has a few thousand distinct values, not 220,000 cells. The results are spread
+back over the rows with Arrow's ``take``; the row key, the stored JSON and the hashed JSON
+are joined from per-value JSON pieces by Arrow, and only the sha256 runs once per row.
+
+A row any of whose values fails a check, and every record the block reader did not give to
+Arrow, is validated by ``RowValidator.validate`` itself, so rejections (reason, column,
+message, the key when it is valid) are exactly the row path's. What comes out for a valid row
+— key, stored JSON, data hash, versions, occurred_at, completion — equals the row path's
+``ValidRow`` (``tests/ingest/test_batches.py`` compares them on the corpus and on generated
+files), so stored hashes stay valid across the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from csvboard.ingest.blocks import Block, _column
+from csvboard.ingest.parse import Record, RecordError
+from csvboard.ingest.validate import (
+    RejectedRow,
+    RowValidator,
+    ValidRow,
+    _Column,
+    _Invalid,
+    reject_record_error,
+)
+
+_sha256 = hashlib.sha256
+
+
+@dataclass
+class ValidatedBlock:
+    """One block's rows: valid ones as columns (``lines`` ...), the rest one by one."""
+
+    count: int  # data records of the block (its share of target_count)
+    lines: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    row_key: list[str] = field(default_factory=list)
+    row_data: list[str] = field(default_factory=list)
+    data_hash: list[str] = field(default_factory=list)
+    vjson: list[str] = field(default_factory=list)
+    versions: list[list[str | None]] = field(default_factory=list)
+    occurred_at: list[str | None] = field(default_factory=list)
+    completion: list[bool | None] = field(default_factory=list)
+    # Rows validated one by one (rejections, mostly), in line order.
+    rows: list[ValidRow | RejectedRow] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return sum(isinstance(r, RejectedRow) for r in self.rows)
+
+
+def _json(value: str) -> str:
+    return orjson.dumps(value).decode()
+
+
+class _Checked:
+    """One column of a block, checked per distinct value and spread back over the rows."""
+
+    def __init__(self, array: pa.Array, col: _Column | None) -> None:
+        encoded = array.dictionary_encode()
+        self.indices = encoded.indices
+        values: list[str] = encoded.dictionary.to_pylist()
+        self.ok = np.ones(len(values), dtype=bool)
+        self.stored: list[str] = []
+        self.numbers: list[str | None] = []
+        self.instants: list[datetime | None] = []
+        for i, raw in enumerate(values):
+            if col is None:  # an extra column: kept stripped, never checked
+                self.stored.append(raw.strip())
+                self.numbers.append(None)
+                self.instants.append(None)
+                continue
+            try:
+                stored, number, instant = col.check(raw)
+            except _Invalid:
+                self.ok[i] = False
+                stored, number, instant = "", None, None
+            self.stored.append(stored)
+            self.numbers.append(None if number is None else str(number))
+            self.instants.append(instant)
+
+    def failed_rows(self) -> np.ndarray:
+        failed: np.ndarray = ~self.ok[self.indices.to_numpy(zero_copy_only=False)]
+        return failed
+
+    def spread(self, per_value: list[str] | list[str | None], keep: pa.Array) -> pa.Array:
+        """A value per distinct raw value, as a column of the kept rows."""
+        return pa.array(per_value, pa.string()).take(self.indices.filter(keep))
+
+
+InstantFormat = Callable[[datetime], str]
+
+
+class ColumnarValidator:
+    """``RowValidator``'s rules over the blocks of ``blocks.BlockReader``.
+
+    ``instant``: how occurred_at is staged (the engine's text form of a UTC instant).
+    """
+
+    def __init__(self, validator: RowValidator, instant: InstantFormat) -> None:
+        self.v = validator
+        self._instant = instant
+        v = validator
+        names = [name for name, _ in v._data_slots] + [text for text, _ in v._extras]
+        self._names = names
+        # The hashed JSON sorts its keys (validate.row_hash); the stored JSON keeps this order.
+        self._sorted = sorted(range(len(names)), key=lambda i: names[i])
+        self._key_slots = v._key_idx
+        self._version_slots = v._version_idx
+        self._occurred_slots = v._occurred_idx
+        self._completion_slot = v._completion_idx
+        self._completion_values = v._completion_values
+
+    def validate(self, block: Block) -> ValidatedBlock:
+        out = ValidatedBlock(block.count)
+        slow: list[ValidRow | RejectedRow] = []
+        if block.table is not None and block.table.num_rows:
+            self._columns(block, out, slow)
+        for record in block.records:
+            slow.append(self._one(record))
+        slow.sort(key=lambda r: r.line)
+        out.rows = slow
+        return out
+
+    def _one(self, record: Record | RecordError) -> ValidRow | RejectedRow:
+        if isinstance(record, RecordError):
+            return reject_record_error(record)
+        return self.v.validate(record)
+
+    def _columns(
+        self, block: Block, out: ValidatedBlock, slow: list[ValidRow | RejectedRow]
+    ) -> None:
+        v, table = self.v, block.table
+        assert table is not None
+        checked = [_Checked(_column(table, c.position), c) for c in v._columns]
+        extras = [_Checked(_column(table, index), None) for _, index in v._extras]
+        failed = np.zeros(table.num_rows, dtype=bool)
+        for column in checked:
+            if not column.ok.all():
+                failed |= column.failed_rows()
+        for i in np.flatnonzero(failed).tolist():
+            cells = [table.column(j)[i].as_py() for j in range(table.num_columns)]
+            slow.append(v.validate(Record(int(block.lines[i]), cells)))
+        if failed.all():
+            return
+        keep = pa.array(~failed)
+        data = [checked[i] for _, i in v._data_slots] + extras
+        pieces = [c.spread([_json(s) for s in c.stored], keep) for c in data]
+        compact = [
+            ("{" if n == 0 else ",") + _json(name) + ":" for n, name in enumerate(self._names)
+        ]
+        row_data = _join([x for pair in zip(compact, pieces, strict=True) for x in pair], "}")
+        if self._completion_slot is None:
+            completion = None
+            completion_json: pa.Array | str = "null"
+        else:
+            column = checked[self._completion_slot]
+            done = [s in self._completion_values for s in column.stored]
+            completion = pa.array(done, pa.bool_()).take(column.indices.filter(keep))
+            completion_json = pc.if_else(completion, "true", "false")
+        hashed: list[pa.Array | str] = ["[{"]
+        for n, i in enumerate(self._sorted):
+            hashed += [("" if n == 0 else ",") + _json(self._names[i]) + ":", pieces[i]]
+        hashed += ["},", completion_json, "]"]
+        hash_input = _join(hashed[:-1], "]")
+        key_parts: list[pa.Array | str] = ["["]
+        for n, slot in enumerate(self._key_slots):
+            key_parts.append("" if n == 0 else ",")
+            if slot is None:
+                key_parts.append('""')
+            else:
+                c = checked[slot]
+                key_parts.append(c.spread([_json(s) for s in c.stored], keep))
+        versions = [
+            None if slot is None else checked[slot].spread(checked[slot].numbers, keep)
+            for slot in self._version_slots
+        ]
+        vjson: list[pa.Array | str] = ["["]
+        for n, version in enumerate(versions):
+            vjson.append("" if n == 0 else ",")
+            vjson.append("null" if version is None else pc.fill_null(version, "null"))
+        occurred = [
+            checked[slot].spread(
+                [None if t is None else self._instant(t) for t in checked[slot].instants], keep
+            )
+            for slot in self._occurred_slots
+        ]
+        out.lines = block.lines[~failed]
+        out.row_key = _join(key_parts, "]").to_pylist()
+        out.row_data = row_data.to_pylist()
+        out.data_hash = [_sha256(b).hexdigest() for b in hash_input.cast(pa.binary()).to_pylist()]
+        out.vjson = _join(vjson, "]").to_pylist()
+        n_rows = len(out.lines)
+        out.versions = [
+            [None] * n_rows if version is None else version.to_pylist() for version in versions
+        ]
+        if not occurred:
+            out.occurred_at = [None] * n_rows
+        elif len(occurred) == 1:
+            out.occurred_at = occurred[0].to_pylist()
+        else:
+            out.occurred_at = pc.coalesce(*occurred).to_pylist()
+        out.completion = [None] * n_rows if completion is None else completion.to_pylist()
+
+
+def _join(parts: list[pa.Array | str], tail: str) -> pa.Array:
+    """Element-wise concatenation of columns and literal strings (``tail`` last)."""
+    return pc.binary_join_element_wise(*parts, tail, "")
