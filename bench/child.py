@@ -7,6 +7,7 @@ JSON to ``args["out"]``; stdout/stderr are left to the code under test (structlo
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -50,6 +51,8 @@ def _settings(url: str, data_dir: str) -> Any:
         data_dir=Path(data_dir),
         timezone=ZoneInfo("Asia/Tokyo"),
         run_timeout_seconds=7200,
+        # CSVBOARD_INGEST_ENGINE=rows measures the record-at-a-time path, for before/after.
+        ingest_engine=Settings.from_env().ingest_engine,
     )
 
 
@@ -167,6 +170,34 @@ def op_worker(args: dict[str, Any]) -> Result:
     return {"steps": steps}
 
 
+def op_parse_columnar(args: dict[str, Any]) -> Result:
+    """The vectorised floor: decode + the block reader + column-wise validation; no database."""
+    from csvboard.dashboards.presets import production_schedule_schema
+    from csvboard.ingest.apply import _sqlite_ts
+    from csvboard.ingest.batches import ColumnarValidator
+    from csvboard.ingest.blocks import Block, BlockReader
+    from csvboard.ingest.decode import detect_encoding
+    from csvboard.ingest.parse import Record, map_header, max_field_chars_for
+    from csvboard.ingest.runner import BATCH_ROWS
+    from csvboard.ingest.validate import RowValidator
+
+    schema = production_schedule_schema()
+    path = Path(args["file"])
+    t0 = time.perf_counter()
+    codec = detect_encoding(path, "auto")
+    valid = 0
+    validator: ColumnarValidator | None = None
+    for item in BlockReader(path, codec, max_field_chars_for(schema), BATCH_ROWS).read():
+        if isinstance(item, Block):
+            assert validator is not None
+            valid += len(validator.validate(item).lines)
+        else:
+            assert isinstance(item, Record)
+            header = map_header(item, schema, path.name)
+            validator = ColumnarValidator(RowValidator(schema, header), _sqlite_ts)
+    return {"seconds": time.perf_counter() - t0, "valid": valid}
+
+
 def op_parse(args: dict[str, Any]) -> Result:
     """The floor: decode + parse + validate (RowValidator, hashes included); no database."""
     from csvboard.dashboards.presets import production_schedule_schema
@@ -222,6 +253,31 @@ def op_copy(args: dict[str, Any]) -> Result:
         conn.execute("DROP TABLE bench_copy_floor")
         conn.commit()
     return {"seconds": seconds, "rows": rows}
+
+
+def op_copy_raw(args: dict[str, Any]) -> Result:
+    """The true PostgreSQL floor: the file's decoded bytes, ``COPY … (FORMAT csv)`` as they are,
+    into an UNLOGGED table of text columns (no Python per row at all)."""
+    import psycopg
+
+    path = Path(args["file"])
+    columns = ", ".join(f"c{i} text" for i in range(_csv_width(path)))
+    with psycopg.connect(libpq_url(args["url"])) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy_raw")
+        conn.execute(f"CREATE UNLOGGED TABLE bench_copy_raw ({columns})")
+        conn.commit()
+        t0 = time.perf_counter()
+        sql = "COPY bench_copy_raw FROM STDIN (FORMAT csv, HEADER true)"
+        with path.open("rb") as fh, conn.cursor() as cur, cur.copy(sql) as copy:
+            decoder = codecs.getincrementaldecoder(ENCODING)()
+            while chunk := fh.read(1 << 20):
+                copy.write(decoder.decode(chunk).encode())
+        rows = conn.execute("SELECT count(*) FROM bench_copy_raw").fetchone()
+        conn.commit()
+        seconds = time.perf_counter() - t0
+        conn.execute("DROP TABLE bench_copy_raw")
+        conn.commit()
+    return {"seconds": seconds, "rows": rows[0] if rows else 0}
 
 
 def op_executemany(args: dict[str, Any]) -> Result:
@@ -316,6 +372,8 @@ OPS: dict[str, Callable[[dict[str, Any]], Result]] = {
     "csvboard": op_csvboard,
     "worker": op_worker,
     "parse": op_parse,
+    "parse_columnar": op_parse_columnar,
+    "copy_raw": op_copy_raw,
     "copy": op_copy,
     "executemany": op_executemany,
     "dlt": op_dlt,

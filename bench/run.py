@@ -127,6 +127,9 @@ def measure_engine_size(
         log(f"  {engine} {size} csvboard {label}: {step['seconds']:.2f}s")
     m["floor"] = measure_floor(engine, url, files.base, work / f"floor-{size}.sqlite", out)
     log(f"  {engine} {size} floor: {m['floor']['seconds']:.2f}s")
+    if engine == "postgresql":
+        m["raw_copy"] = run_child("copy_raw", {"url": url, "file": str(files.base)}, out=out)
+        log(f"  {engine} {size} raw COPY of the decoded file: {m['raw_copy']['seconds']:.2f}s")
     if dlt:
         pipelines = work / f"dlt-{engine}-{size}"
         shutil.rmtree(pipelines, ignore_errors=True)
@@ -271,8 +274,18 @@ def main(argv: list[str] | None = None) -> int:
             ]
             parse = min(samples, key=lambda r: float(r["seconds"]))
             parse["samples"] = [round(float(r["seconds"]), 3) for r in samples]
+            # The vectorised floor (ingest/blocks.py + ingest/batches.py), fastest of three.
+            vector = [
+                run_child("parse_columnar", {"file": str(files.base)}, out=work / "out.json")
+                for _ in range(PARSE_SAMPLES)
+            ]
+            parse["columnar_seconds"] = min(float(r["seconds"]) for r in vector)
+            parse["columnar_samples"] = [round(float(r["seconds"]), 3) for r in vector]
             results["parse"][str(size)] = parse
-            log(f"{size}: files ready, parse-only {parse['seconds']:.2f}s of {parse['samples']}")
+            log(
+                f"{size}: files ready, parse-only {parse['seconds']:.2f}s of {parse['samples']},"
+                f" vectorised {parse['columnar_seconds']:.2f}s of {parse['columnar_samples']}"
+            )
         for engine in engines:
             results["engines"][engine] = {}
             for size in sizes:

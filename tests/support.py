@@ -89,9 +89,7 @@ def status_of(h: Harness, run_id: uuid.UUID) -> str:
 class Harness:
     """One database + data directory; ingests files the way the CLI does."""
 
-    def __init__(
-        self, url: str, data_dir: Path, ingest_engine: IngestEngine | None = None
-    ) -> None:
+    def __init__(self, url: str, data_dir: Path, ingest_engine: IngestEngine | None = None) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
         defaults = Settings.from_env()

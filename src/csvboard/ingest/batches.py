@@ -157,12 +157,15 @@ class ColumnarValidator:
         if failed.all():
             return
         keep = pa.array(~failed)
+        n_rows = len(failed) - int(failed.sum())
         data = [checked[i] for _, i in v._data_slots] + extras
         pieces = [c.spread([_json(s) for s in c.stored], keep) for c in data]
         compact = [
             ("{" if n == 0 else ",") + _json(name) + ":" for n, name in enumerate(self._names)
         ]
-        row_data = _join([x for pair in zip(compact, pieces, strict=True) for x in pair], "}")
+        row_data = _join(
+            [x for pair in zip(compact, pieces, strict=True) for x in pair], "}", n_rows
+        )
         if self._completion_slot is None:
             completion = None
             completion_json: pa.Array | str = "null"
@@ -175,7 +178,7 @@ class ColumnarValidator:
         for n, i in enumerate(self._sorted):
             hashed += [("" if n == 0 else ",") + _json(self._names[i]) + ":", pieces[i]]
         hashed += ["},", completion_json, "]"]
-        hash_input = _join(hashed[:-1], "]")
+        hash_input = _join(hashed[:-1], "]", n_rows)
         key_parts: list[pa.Array | str] = ["["]
         for n, slot in enumerate(self._key_slots):
             key_parts.append("" if n == 0 else ",")
@@ -199,11 +202,10 @@ class ColumnarValidator:
             for slot in self._occurred_slots
         ]
         out.lines = block.lines[~failed]
-        out.row_key = _join(key_parts, "]").to_pylist()
+        out.row_key = _join(key_parts, "]", n_rows).to_pylist()
         out.row_data = row_data.to_pylist()
         out.data_hash = [_sha256(b).hexdigest() for b in hash_input.cast(pa.binary()).to_pylist()]
-        out.vjson = _join(vjson, "]").to_pylist()
-        n_rows = len(out.lines)
+        out.vjson = _join(vjson, "]", n_rows).to_pylist()
         out.versions = [
             [None] * n_rows if version is None else version.to_pylist() for version in versions
         ]
@@ -216,6 +218,10 @@ class ColumnarValidator:
         out.completion = [None] * n_rows if completion is None else completion.to_pylist()
 
 
-def _join(parts: list[pa.Array | str], tail: str) -> pa.Array:
-    """Element-wise concatenation of columns and literal strings (``tail`` last)."""
-    return pc.binary_join_element_wise(*parts, tail, "")
+def _join(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:
+    """Element-wise concatenation of columns and literal strings (``tail`` last), ``rows`` long
+    (all literals — a dashboard without key columns — make one value for every row)."""
+    joined = pc.binary_join_element_wise(*parts, tail, "")
+    if isinstance(joined, pa.Scalar):
+        return pa.array([joined.as_py()] * rows, pa.string())
+    return joined

@@ -1,0 +1,86 @@
+"""Columnar runs match their rows before the apply lock (ingest/runner.py), and check it.
+
+Matching outside the lock is safe only because the run counts the committed runs of its
+dashboard before matching and again under the lock: a run that committed in between makes it
+match again, so what it applies is judged against the rows as they are then. Both engines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.ingest import apply as apply_module
+from csvboard.ingest.runner import RunOutcome
+from csvboard.runs.vocabulary import RunStatus
+from support import SCHEDULE_HEADER, Harness, schedule_line
+
+BASE = [
+    schedule_line(1000000001, "A0000001", "P-1", 10),
+    schedule_line(1000000001, "A0000001", "P-1", 20, resource="R02"),
+    schedule_line(1000000001, "A0000001", "P-2", 10),
+]
+KEY = ("A0000001", "P-1", "R01", "10")
+
+
+@pytest.fixture
+def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(db_url, tmp_path / "data", ingest_engine="columnar")
+    yield h
+    h.close()
+
+
+def csv_text(*lines: str) -> str:
+    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
+
+
+def name_of(h: Harness, board: CsvDashboard) -> str:
+    with h.read() as s:
+        row = s.scalars(
+            select(CsvDashboardRow).where(
+                CsvDashboardRow.csv_dashboard_id == board.id,
+                CsvDashboardRow.row_key
+                == json.dumps(list(KEY), ensure_ascii=False, separators=(",", ":")),
+            )
+        ).one()
+        return str(row.row_data["FHINMEI"])
+
+
+def test_unchanged_rows_are_matched_before_the_lock(harness: Harness) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert out.status is RunStatus.SUCCEEDED
+    assert (out.summary["unchanged"], out.summary["updated"], out.summary["retired"]) == (3, 0, 0)
+
+
+def test_a_run_committed_meanwhile_makes_the_run_match_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    real = apply_module.Merge.stage_absent
+    interleaved: list[RunOutcome] = []
+    calls: list[int] = []
+
+    def match_then_interleave(merge: apply_module.Merge, stage: apply_module.Stage) -> int:
+        found = real(merge, stage)
+        calls.append(found)
+        if len(calls) == 1:  # another run renames P-1/R01/10 after this run matched it
+            other = csv_text(BASE[0].replace("部品", "他"), *BASE[1:])
+            interleaved.append(harness.ingest(board, other, kind="official_ingestion"))
+        return found
+
+    monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_interleave)
+    queued = harness.queue(board, harness.write_file(csv_text(*BASE)), kind="official_ingestion")
+    out = harness.run(queued)
+    assert interleaved[0].summary["updated"] == 1
+    assert out.status is RunStatus.SUCCEEDED
+    # Matched before the lock as unchanged; under the lock, matched again and written back.
+    assert (out.summary["updated"], out.summary["unchanged"]) == (1, 2)
+    assert name_of(harness, board) == "部品"
