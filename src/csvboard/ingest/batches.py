@@ -159,7 +159,9 @@ class ColumnarValidator:
         keep = pa.array(~failed)
         n_rows = len(failed) - int(failed.sum())
         data = [checked[i] for _, i in v._data_slots] + extras
-        pieces = [c.spread([_json(s) for s in c.stored], keep) for c in data]
+        # Each column's JSON once: the key reuses the stored JSON's pieces.
+        json_of = {id(c): c.spread([_json(s) for s in c.stored], keep) for c in data}
+        pieces = [json_of[id(c)] for c in data]
         compact = [
             ("{" if n == 0 else ",") + _json(name) + ":" for n, name in enumerate(self._names)
         ]
@@ -186,7 +188,10 @@ class ColumnarValidator:
                 key_parts.append('""')
             else:
                 c = checked[slot]
-                key_parts.append(c.spread([_json(s) for s in c.stored], keep))
+                piece = json_of.get(id(c))
+                if piece is None:  # a key column that is also the completion column
+                    piece = c.spread([_json(s) for s in c.stored], keep)
+                key_parts.append(piece)
         versions = [
             None if slot is None else checked[slot].spread(checked[slot].numbers, keep)
             for slot in self._version_slots
