@@ -51,8 +51,6 @@ def _settings(url: str, data_dir: str) -> Any:
         data_dir=Path(data_dir),
         timezone=ZoneInfo("Asia/Tokyo"),
         run_timeout_seconds=7200,
-        # CSVBOARD_INGEST_ENGINE=rows measures the record-at-a-time path, for before/after.
-        ingest_engine=Settings.from_env().ingest_engine,
     )
 
 

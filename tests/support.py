@@ -28,7 +28,7 @@ from csvboard.ingest.runner import RunOutcome, execute_run
 from csvboard.ingest.storage import store_file
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import error_summary, start_upload_run
-from csvboard.settings import IngestEngine, Settings
+from csvboard.settings import Settings
 
 SCHEDULE_HEADER = (
     "ProductNo,FSEIBAN,FHINCD,FHINMEI,FSIGENCD,FSIGENMEI,FSIGENSHOYORYO,FKOJUN,progress,更新日時"
@@ -89,7 +89,7 @@ def status_of(h: Harness, run_id: uuid.UUID) -> str:
 class Harness:
     """One database + data directory; ingests files the way the CLI does."""
 
-    def __init__(self, url: str, data_dir: Path, ingest_engine: IngestEngine | None = None) -> None:
+    def __init__(self, url: str, data_dir: Path) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
         defaults = Settings.from_env()
@@ -98,7 +98,6 @@ class Harness:
             data_dir=data_dir,
             timezone=defaults.timezone,
             run_timeout_seconds=defaults.run_timeout_seconds,
-            ingest_engine=ingest_engine or defaults.ingest_engine,
         )
         self.data_dir = data_dir
         self.files = data_dir / "incoming"

@@ -5,15 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 DEFAULT_DATABASE_URL = "sqlite:///csvboard.db"
-
-# How official files are read: "columnar" (ingest/blocks.py and ingest/batches.py, Arrow) or
-# "rows" (the record-at-a-time path with fingerprints), kept only until the columnar path has
-# replaced it everywhere.
-IngestEngine = Literal["columnar", "rows"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +20,6 @@ class Settings:
     heartbeat_seconds: float = 5.0
     # A running run whose lease has not been renewed for this long is failed WORKER_LOST.
     lease_timeout_seconds: float = 60.0
-    ingest_engine: IngestEngine = "columnar"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,13 +31,5 @@ class Settings:
             max_upload_bytes=int(os.environ.get("CSVBOARD_MAX_UPLOAD_BYTES", str(200 << 20))),
             heartbeat_seconds=float(os.environ.get("CSVBOARD_HEARTBEAT_SECONDS", "5")),
             lease_timeout_seconds=float(os.environ.get("CSVBOARD_LEASE_TIMEOUT_SECONDS", "60")),
-            ingest_engine=_engine(os.environ.get("CSVBOARD_INGEST_ENGINE", "columnar")),
         )
 
-
-def _engine(value: str) -> IngestEngine:
-    if value == "columnar":
-        return "columnar"
-    if value == "rows":
-        return "rows"
-    raise ValueError(f"CSVBOARD_INGEST_ENGINE must be columnar or rows, not {value!r}")

@@ -1,4 +1,5 @@
-"""Migration 0005 (record hashes) up and down, on SQLite and PostgreSQL."""
+"""Migrations 0005–0007 (record hashes in and out, kiosk scope) up and down, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -57,16 +58,34 @@ def test_kiosk_scope_migration_goes_down_to_0005_and_up_again(db_url: str) -> No
     assert _rows_table(db_url) == head
 
 
+def test_record_hash_is_dropped_in_place_and_comes_back_on_downgrade(db_url: str) -> None:
+    head = _rows_table(db_url)
+    assert "record_hash" not in head["columns"]
+    assert not any("record_hash" in c for c in head["checks"])
+    command.downgrade(alembic_config(db_url), "0006")
+    assert current_revision(db_url) == "0006"
+    down = _rows_table(db_url)
+    assert down["columns"] == [*head["columns"], "record_hash"]
+    assert down["checks"] == sorted([*head["checks"], "ck_csv_dashboard_rows_record_hash_length"])
+    # Dropped and added in place: both expression indexes (0004, 0006) are still there.
+    assert down["indexes"] == head["indexes"]
+    assert {"ix_csv_dashboard_rows_schedule_order", RESOURCE_INDEX} <= set(head["indexes"])
+    command.upgrade(alembic_config(db_url), "head")
+    assert _rows_table(db_url) == head
+
+
 def test_record_hash_migration_goes_down_to_0004_and_up_again(db_url: str) -> None:
     head = _rows_table(db_url)
-    assert "record_hash" in head["columns"]
-    assert "ck_csv_dashboard_rows_record_hash_length" in head["checks"]
-    assert "ix_csv_dashboard_rows_schedule_order" in head["indexes"]
+    command.downgrade(alembic_config(db_url), "0005")
+    at_0005 = _rows_table(db_url)
+    assert "record_hash" in at_0005["columns"]
+    assert "ck_csv_dashboard_rows_record_hash_length" in at_0005["checks"]
+    assert "ix_csv_dashboard_rows_schedule_order" in at_0005["indexes"]
     command.downgrade(alembic_config(db_url), "0004")
     assert current_revision(db_url) == "0004"
     down = _rows_table(db_url)
-    assert down["columns"] == [c for c in head["columns"] if c != "record_hash"]
-    assert down["checks"] == [c for c in head["checks"] if "record_hash" not in c]
+    assert down["columns"] == head["columns"]
+    assert down["checks"] == head["checks"]
     # The schedule index of 0004 survives (SQLite's batch copy of the table would drop it);
     # 0006's resource index went with 0006.
     assert down["indexes"] == [i for i in head["indexes"] if i != RESOURCE_INDEX]

@@ -30,7 +30,7 @@ KEY = ("A0000001", "P-1", "R01", "10")
 
 @pytest.fixture
 def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data", ingest_engine="columnar")
+    h = Harness(db_url, tmp_path / "data")
     yield h
     h.close()
 

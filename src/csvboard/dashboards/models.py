@@ -99,10 +99,6 @@ class CsvDashboardRow(Base):
     row_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
     supplement_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
     data_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    # Keyed hash of the CSV record this row was last written from, in the context of its
-    # file (see csvboard.ingest.fingerprints.RecordHasher): lets a re-ingest recognise an
-    # unchanged line before validating it. NULL = not known; a cache, never the truth.
-    record_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Version components (numbers; NULL = unknown) compared by the stale guard.
     version_values: Mapped[list[Any]] = mapped_column(JSONDocument, nullable=False)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -119,9 +115,6 @@ class CsvDashboardRow(Base):
 
     __table_args__ = (
         CheckConstraint("length(data_hash) = 64", name="data_hash_length"),
-        CheckConstraint(
-            "record_hash IS NULL OR length(record_hash) = 32", name="record_hash_length"
-        ),
         CheckConstraint(
             "(is_active AND retired_at IS NULL) OR (NOT is_active AND retired_at IS NOT NULL)",
             name="retired_at_matches_active",

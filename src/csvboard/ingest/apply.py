@@ -155,8 +155,6 @@ class Stage:
     # The source being staged, in the driver's form (set once per file, not per row).
     _source: Any = None
     _feed: Any = None
-    # (first sequence, source, feed) of each file staged, for rows restored later by sequence.
-    _sources: list[tuple[int, Any, Any]] = field(default_factory=list)
     _has_candidates: bool = False
 
     def __post_init__(self) -> None:
@@ -170,7 +168,7 @@ class Stage:
     def columns(self) -> list[str]:
         return [
             "seq", "source_id", "feed_id", "line", "row_key", "row_data", "data_hash",
-            "vjson", *self.versions, "occurred_at", "completion", "record_hash", "outcome",
+            "vjson", *self.versions, "occurred_at", "completion", "outcome",
             "reason", "message",
         ]  # fmt: skip
 
@@ -185,7 +183,7 @@ class Stage:
             f"CREATE TEMPORARY TABLE {self.name} ("
             f"seq integer PRIMARY KEY, source_id {uid}, feed_id {uid}, line integer NOT NULL,"
             f" row_key text, row_data {js}, data_hash text, vjson {js}{versions},"
-            f" occurred_at {ts}, completion {boolean}, record_hash text, outcome text,"
+            f" occurred_at {ts}, completion {boolean}, outcome text,"
             f" reason text, message text, row_id {uid})"
         )
 
@@ -206,46 +204,10 @@ class Stage:
     def begin_source(self, source_id: uuid.UUID, feed_id: uuid.UUID) -> None:
         """Rows added from now on come from this source of this feed."""
         self._source, self._feed = self._uid(source_id), self._uid(feed_id)
-        self._sources.append((self._seq + 1, self._source, self._feed))
-
-    def skip(self) -> int:
-        """A row of the file that is counted but not staged (unchanged); its sequence."""
-        self._seq += 1
-        return self._seq
-
-    def restore_stored(self, rows: list[tuple[Any, int, int, bool | None]]) -> None:
-        """Stage skipped rows after all, from the stored rows they equal (same data).
-
-        ``rows``: (stored row id, seq, line, completion) — the skipped row's own sequence
-        and line, so the in-file fold orders it right.
-        """
-        if not rows:
-            return
-        versions = "".join(f", {_stored_version(self.is_pg, i)}" for i in range(self.version_count))
-        ph = "%s" if self.is_pg else "?"
-        vcols = "".join(f", {v}" for v in self.versions)
-        params = []
-        for row_id, seq, line, completion in rows:
-            source, feed = next(
-                (sr, fd) for first, sr, fd in reversed(self._sources) if first <= seq
-            )
-            params.append((seq, source, feed, line, self._bool(completion), row_id))
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(
-                f"INSERT INTO {self.name} (seq, source_id, feed_id, line, row_key, row_data,"
-                f" data_hash, vjson{vcols}, occurred_at, completion, record_hash)"
-                f" SELECT {ph}, {ph}, {ph}, {ph}, r.row_key, r.row_data, r.data_hash,"
-                f" r.version_values{versions}, r.occurred_at, {ph}, r.record_hash"
-                f" FROM csv_dashboard_rows r WHERE r.id = {ph}",
-                params,
-            )
-        finally:
-            cursor.close()
 
     @property
     def candidates(self) -> str:
-        """The table of stored rows that may be absent from a snapshot (see fingerprints)."""
+        """Stored rows that may be absent from a snapshot (:meth:`Merge.stage_absent`)."""
         return f"{self.name}_gone"
 
     def create_candidates(self) -> None:
@@ -255,31 +217,19 @@ class Stage:
         )
         self._has_candidates = True
 
-    def add_candidates(self, ids: list[Any]) -> int:
-        if ids:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO {self.candidates} (id) VALUES ({'%(id)s' if self.is_pg else '?'})",
-                [{"id": i} for i in ids] if self.is_pg else [(i,) for i in ids],
-            )
-        return len(ids)
-
-    def _valid_row(self, row: ValidRow, seq: int, record_hash: str | None) -> tuple[Any, ...]:
+    def _valid_row(self, row: ValidRow, seq: int) -> tuple[Any, ...]:
         return (
             seq, self._source, self._feed, row.line, row.row_key, compact_json(row.row_data),
             row.data_hash, _version_json(row.version), *(self._num(v) for v in row.version),
-            self._ts(row.occurred_at), self._bool(row.completion), record_hash, None, None, None,
+            self._ts(row.occurred_at), self._bool(row.completion), None, None, None,
         )  # fmt: skip
 
     def _rejected_row(self, row: RejectedRow, seq: int) -> tuple[Any, ...]:
         return (
             seq, self._source, self._feed, row.line, row.row_key, None, None, None,
-            *([None] * self.version_count), None, None, None, FAILED, row.reason_code,
+            *([None] * self.version_count), None, None, FAILED, row.reason_code,
             row.message,
         )  # fmt: skip
-
-    def add_valid(self, row: ValidRow, record_hash: str | None = None) -> None:
-        self._seq += 1
-        self._buffer.append(self._valid_row(row, self._seq, record_hash))
 
     def add_supplement(self, row: SupplementRow) -> None:
         self._seq += 1
@@ -288,7 +238,7 @@ class Stage:
                 self._seq, self._source, self._feed, row.line, row.row_key,
                 compact_json(row.supplement), row.data_hash, None,
                 *([None] * self.version_count), None, self._bool(row.completion), None, None,
-                None, None,
+                None,
             )
         )  # fmt: skip
 
@@ -315,7 +265,7 @@ class Stage:
             if isinstance(row, RejectedRow):
                 self._buffer.append(self._rejected_row(row, seq))
             else:
-                self._buffer.append(self._valid_row(row, seq, None))
+                self._buffer.append(self._valid_row(row, seq))
         self.flush()
         if fast:
             self._write_columns(block, seqs[:fast])
@@ -329,7 +279,7 @@ class Stage:
             seqs.tolist(), repeat(source, n), repeat(feed, n),
             block.lines.tolist(), block.row_key, block.row_data, block.data_hash, block.vjson,
             *block.versions, block.occurred_at, block.completion,
-            *(repeat(None, n) for _ in range(4)),
+            *(repeat(None, n) for _ in range(3)),
         ]  # fmt: skip
         if not self.is_pg:
             self.conn.exec_driver_sql(
@@ -360,7 +310,7 @@ class Stage:
         text_ = pa.string()
         return [
             pa.int64(), text_, text_, pa.int64(), text_, text_, text_, text_,
-            *([text_] * self.version_count), text_, pa.bool_(), text_, text_, text_, text_,
+            *([text_] * self.version_count), text_, pa.bool_(), text_, text_, text_,
         ]  # fmt: skip
 
     def flush(self) -> None:
@@ -389,18 +339,13 @@ class Stage:
         if self._has_candidates:
             self.conn.exec_driver_sql(f"ANALYZE {self.candidates}")
 
-    @property
-    def record_hashes(self) -> str:
-        """The table of record hashes to write after the commit (see fingerprints)."""
-        return f"{self.name}_rh"
-
     def drop(self) -> None:
-        for table in (self.name, self.candidates, self.record_hashes):
+        for table in (self.name, self.candidates):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
     @property
     def staged(self) -> int:
-        """Rows of the files for this role, staged or skipped as unchanged."""
+        """Rows of the files for this role staged so far."""
         return self._seq
 
 
@@ -639,10 +584,10 @@ class Merge:
         empty = "'{}'::jsonb" if self.is_pg else "'{}'"
         insert = (
             "INSERT INTO csv_dashboard_rows (id, csv_dashboard_id, row_key, is_dedup, row_data,"
-            " supplement_data, data_hash, record_hash, version_values, occurred_at, is_active,"
+            " supplement_data, data_hash, version_values, occurred_at, is_active,"
             " retired_at, first_run_id, last_changed_run_id, created_at, updated_at)"
             f" SELECT row_id, :dash, row_key, {'true' if self.ctx.dedup else 'false'}, row_data,"
-            f" {empty}, data_hash, record_hash, vjson, occurred_at, true, NULL, :run, :run,"
+            f" {empty}, data_hash, vjson, occurred_at, true, NULL, :run, :run,"
             " :now, :now"
             f" FROM {s} WHERE outcome IN ('new', 'updated')"
         )
@@ -651,7 +596,7 @@ class Merge:
         return self._exec(
             insert + " ON CONFLICT (csv_dashboard_id, row_key) WHERE is_dedup DO UPDATE SET"
             " row_data = excluded.row_data, data_hash = excluded.data_hash,"
-            " record_hash = excluded.record_hash, version_values = excluded.version_values,"
+            " version_values = excluded.version_values,"
             " occurred_at = excluded.occurred_at,"
             " is_active = true, retired_at = NULL,"
             " last_changed_run_id = excluded.last_changed_run_id,"
@@ -665,8 +610,8 @@ class Merge:
 
         Keys of rejected and excluded rows count as mentioned: a typo in one cell must not
         retire the step (and hide its operator data). ``candidates``: a table of the only
-        row ids that can be absent (the others were matched by a file row that was not
-        staged, see fingerprints), so the pass reads those rows, not the whole dashboard.
+        row ids that can be absent (:meth:`stage_absent`, filled before the lock), so the
+        pass reads those rows, not the whole dashboard.
         """
         absent = " AND ".join(
             f"NOT EXISTS (SELECT 1 FROM {st.name} s WHERE s.row_key = r.row_key)" for st in stages

@@ -54,7 +54,6 @@ from csvboard.ingest.blocks import Block, BlockReader
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.failpoints import failpoint
-from csvboard.ingest.fingerprints import Fingerprints, FingerprintsOutdated, RecordHasher
 from csvboard.ingest.parse import (
     Record,
     RecordError,
@@ -67,7 +66,6 @@ from csvboard.ingest.validate import (
     AppearanceValidator,
     RejectedRow,
     RowValidator,
-    SupplementRow,
     reject_record_error,
 )
 from csvboard.runs import lifecycle
@@ -90,22 +88,9 @@ class Cancelled(Exception):
 class _Tally:
     target: int = 0
     failed: int = 0
-    # What was published before the run started over: live counts never move backwards.
-    _shown: tuple[int, int] = (0, 0)
 
     def counts(self, success: int = 0) -> RunCounts:
         return RunCounts(target=self.target, success=success, failed=self.failed)
-
-    def progress(self) -> RunCounts:
-        return RunCounts(
-            target=max(self.target, self._shown[0]),
-            success=0,
-            failed=max(self.failed, self._shown[1]),
-        )
-
-    def restart(self) -> None:
-        self._shown = (max(self.target, self._shown[0]), max(self.failed, self._shown[1]))
-        self.target = self.failed = 0
 
 
 @dataclass
@@ -162,7 +147,7 @@ class RunExecutor:
 
     def _checkpoint(self) -> None:
         """Between batches: publish counts, heartbeat, honour cancel and the run timeout."""
-        counts = self.tally.progress()
+        counts = self.tally.counts()
         with write_session(self.engine) as session:
             lifecycle.update_progress(session, self.run_id, counts)
             session.execute(
@@ -318,41 +303,6 @@ class RunExecutor:
         feeds: dict[uuid.UUID, CsvDashboardFeed],
         stages: list[Stage],
     ) -> RunOutcome:
-        # Fingerprints let unchanged official rows skip staging; if a run on the dashboard
-        # committed meanwhile they are outdated, and the run stages everything once more.
-        use_fingerprints = (
-            self.settings.ingest_engine == "rows"
-            and schema.ingest_mode == "DEDUP"
-            and TargetType.OFFICIAL.value in run.target_types
-        )
-        while True:
-            try:
-                return self._attempt(
-                    conn, run, dashboard, schema, sources, feeds, stages, use_fingerprints
-                )
-            except FingerprintsOutdated:
-                self._rollback(conn)
-                if conn.dialect.name == "sqlite":
-                    conn.execution_options(**{SQLITE_IMMEDIATE: False})
-                for stage in stages:
-                    stage.drop()
-                conn.commit()
-                stages.clear()
-                self.tally.restart()
-                use_fingerprints = False
-                self.log.info("fingerprints_outdated", action="staging every row")
-
-    def _attempt(
-        self,
-        conn: Any,
-        run: IngestionRun,
-        dashboard: CsvDashboard,
-        schema: DashboardSchema,
-        sources: list[IngestionRunSource],
-        feeds: dict[uuid.UUID, CsvDashboardFeed],
-        stages: list[Stage],
-        use_fingerprints: bool,
-    ) -> RunOutcome:
         kind = RunKind(run.run_kind)
         official = Stage(conn, TargetType.OFFICIAL.value, len(schema.version_columns))
         appearance = Stage(conn, TargetType.APPEARANCE.value, 0)
@@ -360,36 +310,16 @@ class RunExecutor:
             stage.create()
             stages.append(stage)
         conn.commit()
-        fingerprints: Fingerprints | None = None
-
-        def load_fingerprints(hasher: RecordHasher) -> Fingerprints | None:
-            return Fingerprints.load(
-                conn, dashboard.id, with_completion=schema.completion_column is not None,
-                hasher=hasher,
-            )  # fmt: skip
-
-        # Read once the first official file's header is: its context says which stored rows
-        # are known by record hash.
-        load = load_fingerprints if use_fingerprints else None
         for source in sources:
             if source.role not in run.target_types:
                 continue
             feed = feeds.get(source.feed_id) if source.feed_id else None
             if feed is None:
                 raise RunError("FEED_MISSING", f"{source.file_name}: its feed no longer exists")
-            if (
-                source.role == TargetType.OFFICIAL.value
-                and self.settings.ingest_engine == "columnar"
-            ):
-                self._stage_columnar(conn, official, source, feed, schema)
-            elif source.role == TargetType.OFFICIAL.value:
-                fingerprints = self._stage_source(
-                    conn, official, source, feed, schema, fingerprints,
-                    hash_records=schema.ingest_mode == "DEDUP", load=load,
-                )  # fmt: skip
-                load = None
+            if source.role == TargetType.OFFICIAL.value:
+                self._stage_official(conn, official, source, feed, schema)
             else:
-                self._stage_source(conn, appearance, source, feed, schema, None)
+                self._stage_appearance(conn, appearance, source, feed, schema)
 
         merge_ctx = MergeContext(
             run_id=self.run_id,
@@ -398,13 +328,6 @@ class RunExecutor:
             snapshot=kind is RunKind.OFFICIAL_INGESTION,
             now=lifecycle.utcnow(),
         )
-        if fingerprints is not None:
-            # Still outside the write lock: reads stored rows, writes only staging tables.
-            conn.begin()
-            fingerprints.restore_conflicts(official)
-            if merge_ctx.snapshot:
-                fingerprints.stage_candidates(official)
-            conn.commit()
         duplicates = 0
         if merge_ctx.dedup:
             duplicates += exclude_in_file_duplicates(official)
@@ -413,11 +336,12 @@ class RunExecutor:
         for stage in stages:
             stage.index()
         conn.commit()
-        # Columnar runs match their rows to the stored ones here, before the apply lock:
-        # reading stored rows and writing the staging table takes no write lock, so on SQLite
-        # the lock is held only for what changes (SPEC 3). Checked again under the lock.
+        # DEDUP runs match their rows to the stored ones here, before the apply lock: reading
+        # stored rows and writing the staging table takes no write lock, so on SQLite the
+        # lock is held only for what changes (README, "How ingestion behaves"). The count of
+        # committed runs says, under the lock, whether the match still holds.
         prematched: tuple[int, int] | None = None
-        if fingerprints is None and merge_ctx.dedup and official.staged:
+        if merge_ctx.dedup and official.staged:
             conn.begin()
             marker = committed_runs(conn, dashboard.id)
             early = Merge(conn, merge_ctx)
@@ -435,17 +359,12 @@ class RunExecutor:
         lock_started = time.monotonic()
         merge = Merge(conn, merge_ctx)
         merge.lock_dashboard()
-        if fingerprints is not None and fingerprints.outdated():
-            raise FingerprintsOutdated()
         if prematched is not None and committed_runs(conn, dashboard.id) != prematched[0]:
             # Another run committed on the dashboard since the match: match again, here.
             merge.unclassify(official)
             prematched = None
             self.log.info("prematch_outdated", action="matching under the lock")
         summary: dict[str, Any] = {"duplicates_excluded": duplicates}
-        if fingerprints is not None:
-            summary["unchanged_not_staged"] = fingerprints.unchanged_rows
-            summary["unchanged_not_validated"] = fingerprints.matched_by_record
         if self.tally.target and self.tally.failed == self.tally.target:
             # Every row rejected: nothing to apply; the items explain why.
             for stage in stages:
@@ -467,9 +386,8 @@ class RunExecutor:
                 merge.set_external_completion(official, (NEW, UPDATED, UNCHANGED))
         if merge_ctx.snapshot and merge_ctx.dedup:
             if official.staged:
-                known = fingerprints is not None or prematched is not None
                 retired = merge.retire_absent(
-                    [official], candidates=official.candidates if known else None
+                    [official], candidates=official.candidates if prematched else None
                 )
             else:
                 summary["note"] = "empty snapshot: nothing retired"
@@ -487,8 +405,6 @@ class RunExecutor:
         for stage in stages:
             for outcome, n in merge.outcome_counts(stage).items():
                 outcomes[outcome] = outcomes.get(outcome, 0) + n
-        if fingerprints is not None:
-            outcomes[UNCHANGED] = outcomes.get(UNCHANGED, 0) + fingerprints.unchanged_rows
         summary.update(
             inserted=outcomes.get(NEW, 0),
             updated=outcomes.get(UPDATED, 0),
@@ -500,8 +416,6 @@ class RunExecutor:
         )
         success = self.tally.target - self.tally.failed
         done = self._finish(conn, merge_ctx, summary, success=success, lock_started=lock_started)
-        if fingerprints is not None:
-            self._write_record_hashes(conn, fingerprints, official)
         written = sum(outcomes.get(o, 0) for o in (NEW, UPDATED, SUPPLEMENTED)) + retired
         self._refresh_statistics(conn, written)
         return done
@@ -520,24 +434,6 @@ class RunExecutor:
                 "statistics_refreshed", rows=changed_rows,
                 seconds=round(time.monotonic() - started, 3),
             )  # fmt: skip
-
-    def _write_record_hashes(self, conn: Any, fingerprints: Fingerprints, stage: Stage) -> None:
-        """After the commit: a failure costs the next re-ingest's speed, not the run."""
-        started = time.monotonic()
-        try:
-            if stage.staged > fingerprints.matched:  # some line was staged, not skipped
-                fingerprints.queue_staged_unchanged(stage)
-            if not fingerprints.rewrites:
-                return
-            written = fingerprints.write_record_hashes()
-        except SQLAlchemyError as exc:
-            self._rollback(conn)
-            self.log.warning("record_hashes_not_written", error=exc.__class__.__name__)
-            return
-        self.log.info(
-            "record_hashes_written", rows=written, of=fingerprints.rewrites,
-            seconds=round(time.monotonic() - started, 3),
-        )  # fmt: skip
 
     def _finish(
         self,
@@ -580,29 +476,17 @@ class RunExecutor:
             self.on_progress(counts)
         return RunOutcome(self.run_id, to, counts, code, message, summary)
 
-    def _stage_source(
+    def _stage_appearance(
         self,
         conn: Any,
         stage: Stage,
         source: IngestionRunSource,
         feed: CsvDashboardFeed,
         schema: DashboardSchema,
-        fingerprints: Fingerprints | None,
-        *,
-        hash_records: bool = False,
-        load: Callable[[RecordHasher], Fingerprints | None] | None = None,
-    ) -> Fingerprints | None:
-        """Parse and validate one file into ``stage``; returns the fingerprints used.
-
-        With ``fingerprints``, a valid row that would leave its stored row unchanged is only
-        counted (and remembered by position), not staged; one whose record hash is stored is
-        not even validated. ``hash_records``: staged rows carry their record hash. ``load``:
-        makes the fingerprints once the header is read (with ``hash_records``).
-        """
+    ) -> None:
+        """Parse and validate one appearance (status) file into ``stage``, record by record."""
         path, codec = self._source_path(source, schema)
-        appearance = stage.role == TargetType.APPEARANCE.value
-        validator: RowValidator | AppearanceValidator | None = None
-        hasher: RecordHasher | None = None
+        validator: AppearanceValidator | None = None
         stage.begin_source(source.id, feed.id)
         conn.begin()
         with open_text(path, codec) as stream:
@@ -610,61 +494,32 @@ class RunExecutor:
                 if validator is None:
                     if isinstance(record, RecordError):
                         raise RunError("HEADER_MISMATCH", f"{source.file_name}: {record.message}")
-                    validator = self._validator(record, schema, feed, source.file_name, appearance)
-                    if hash_records and isinstance(validator, RowValidator):
-                        hasher = RecordHasher(schema, record.cells, str(self.settings.timezone))
-                        if load is not None:
-                            fingerprints = load(hasher)
+                    mapping = mapping_of(feed)
+                    validator = AppearanceValidator(
+                        schema,
+                        mapping,
+                        map_appearance_header(record, schema, mapping, source.file_name),
+                    )
                     continue
                 self.tally.target += 1
-                if self.tally.target == BATCH_ROWS // 2:
-                    failpoint("parse")  # rows read and validated, none staged yet
-                record_hash = None
-                if hasher is not None and isinstance(record, Record):
-                    record_hash = hasher.digest(record.cells)
-                if (
-                    fingerprints is not None
-                    and record_hash is not None
-                    and fingerprints.take_record(record_hash, record.line, stage.staged + 1)
-                ):
-                    stage.skip()
+                result = (
+                    validator.validate(record)
+                    if isinstance(record, Record)
+                    else reject_record_error(record)
+                )
+                if isinstance(result, RejectedRow):
+                    self.tally.failed += 1
+                    stage.add_rejected(result)
                 else:
-                    result = (
-                        validator.validate(record)
-                        if isinstance(record, Record)
-                        else reject_record_error(record)
-                    )
-                    if isinstance(result, RejectedRow):
-                        self.tally.failed += 1
-                        stage.add_rejected(result)
-                    elif isinstance(result, SupplementRow):
-                        stage.add_supplement(result)
-                    else:
-                        stored = (
-                            hasher.stored(record_hash, result.completion)
-                            if hasher is not None and record_hash is not None
-                            else None
-                        )
-                        if fingerprints is not None and fingerprints.claim(
-                            result.data_hash, result.completion, result.line, stage.staged + 1,
-                            stored,
-                        ):  # fmt: skip
-                            stage.skip()
-                        else:
-                            stage.add_valid(result, stored)
+                    stage.add_supplement(result)
                 if self.tally.target % BATCH_ROWS == 0:
                     stage.flush()
-                    if fingerprints is not None:
-                        fingerprints.flush_rewrites(stage)
                     conn.commit()
                     failpoint("stage")  # a batch in the staging table
                     self._checkpoint()
                     conn.begin()
         stage.flush()
-        if fingerprints is not None:
-            fingerprints.flush_rewrites(stage)
         conn.commit()
-        return fingerprints
 
     def _source_path(self, source: IngestionRunSource, schema: DashboardSchema) -> tuple[Path, str]:
         """The stored copy of ``source`` and its codec (recorded on the source)."""
@@ -677,7 +532,7 @@ class RunExecutor:
         self._record_encoding(source.id, codec)
         return path, codec
 
-    def _stage_columnar(
+    def _stage_official(
         self,
         conn: Any,
         stage: Stage,
@@ -697,9 +552,10 @@ class RunExecutor:
             if not isinstance(item, Block):
                 if isinstance(item, RecordError):
                     raise RunError("HEADER_MISMATCH", f"{source.file_name}: {item.message}")
-                header = self._validator(item, schema, feed, source.file_name, False)
-                assert isinstance(header, RowValidator)
-                validator = ColumnarValidator(header, instant)
+                rows = RowValidator(
+                    schema, map_header(item, schema, source.file_name), self.settings.timezone
+                )
+                validator = ColumnarValidator(rows, instant)
                 continue
             assert validator is not None
             block = validator.validate(item)
@@ -713,21 +569,6 @@ class RunExecutor:
             conn.commit()
             failpoint("stage")  # a batch in the staging table
             self._checkpoint()
-
-    def _validator(
-        self,
-        header: Record,
-        schema: DashboardSchema,
-        feed: CsvDashboardFeed,
-        file_name: str,
-        appearance: bool,
-    ) -> RowValidator | AppearanceValidator:
-        if appearance:
-            mapping = mapping_of(feed)
-            return AppearanceValidator(
-                schema, mapping, map_appearance_header(header, schema, mapping, file_name)
-            )
-        return RowValidator(schema, map_header(header, schema, file_name), self.settings.timezone)
 
 
 def _sqlite_text(instant: datetime) -> str:
