@@ -32,4 +32,3 @@ class Settings:
             heartbeat_seconds=float(os.environ.get("CSVBOARD_HEARTBEAT_SECONDS", "5")),
             lease_timeout_seconds=float(os.environ.get("CSVBOARD_LEASE_TIMEOUT_SECONDS", "60")),
         )
-

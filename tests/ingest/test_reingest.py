@@ -325,3 +325,32 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     assert plan[0].startswith(f"SCAN {stage_name}"), plan
     assert not any(step.startswith("SCAN r") or "ix_csv_dashboard_rows" in step for step in plan)
     assert any("uq_csv_dashboard_rows_dedup_key" in step for step in plan), plan
+
+
+def test_new_row_ids_are_version_7_uuids_in_file_order_and_later_runs_sort_after(
+    harness: Harness,
+) -> None:
+    """Ids of new rows follow the file and the runs (ingest/apply.py ``_new_row_id``), so a
+    large insert appends to the primary-key indexes; they stay unique across runs."""
+    board = harness.dashboard()
+    other = harness.dashboard("other")
+    first = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(300)]
+    harness.ingest(board, csv_text(*first), kind="official_ingestion")
+    harness.ingest(other, csv_text(*first), kind="official_ingestion")  # same keys, same seqs
+    later = [schedule_line(1000000001, "A0000001", f"Q-{i}", 10) for i in range(3)]
+    harness.ingest(board, csv_text(*first, *later), kind="official_ingestion")
+
+    def ids(dashboard: CsvDashboard, part: str) -> list[uuid.UUID]:
+        with harness.read() as s:
+            rows = s.scalars(
+                select(CsvDashboardRow).where(CsvDashboardRow.csv_dashboard_id == dashboard.id)
+            ).all()
+        # File order: P-0, P-1, …, P-299 (the key's 品番 part), then Q-0 … Q-2.
+        found = {json.loads(r.row_key)[1]: r.id for r in rows}
+        return [found[f"{part}-{i}"] for i in range(300 if part == "P" else 3)]
+
+    board_ids, other_ids, later_ids = ids(board, "P"), ids(other, "P"), ids(board, "Q")
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in board_ids + later_ids)
+    assert board_ids == sorted(board_ids) and later_ids == sorted(later_ids)
+    assert max(board_ids) < min(later_ids)
+    assert len(set(board_ids) | set(other_ids)) == 600

@@ -104,9 +104,9 @@ def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> Non
     assert row.row_data["FHINMEI"] == "部品"
     assert "progress" not in row.row_data  # the completion column never goes into row_data
     assert row.first_run_id == out.run_id == row.last_changed_run_id
-    # Ids are made by the database (gen_random_uuid / randomblob): version-4 UUIDs, distinct.
+    # Ids are made by the database (ingest/apply.py _new_row_id): version-7 UUIDs, distinct.
     ids = [r.id for r in rows.values()]
-    assert all(isinstance(i, uuid.UUID) and i.version == 4 for i in ids)
+    assert all(isinstance(i, uuid.UUID) and i.version == 7 for i in ids)
     assert len(set(ids)) == len(ids)
     items = items_of(harness, out.run_id)
     assert [(i.line_number, i.status, i.update_type) for i in items] == [
@@ -415,7 +415,7 @@ def test_append_mode_keeps_every_row(harness: Harness) -> None:
         ids = s.scalars(
             select(CsvDashboardRow.id).where(CsvDashboardRow.csv_dashboard_id == board.id)
         )
-        assert {i.version for i in ids} == {4}
+        assert {i.version for i in ids} == {7}
 
 
 def test_invalid_target_for_appearance_kind_is_refused(harness: Harness) -> None:

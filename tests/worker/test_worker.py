@@ -45,6 +45,11 @@ BIG_ROWS = 40_000  # 20 staging batches: plenty of checkpoints to stop a run at
 # -- fixtures and helpers -------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", BIG_ROWS // 20)
+
+
 @pytest.fixture
 def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(db_url, tmp_path / "data")

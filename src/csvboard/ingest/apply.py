@@ -44,15 +44,28 @@ COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
 BATCH_ROWS = 5_000
 
+
 # A new row's id, made by the database where the row is inserted (not a uuid4() per staged
-# row in Python, most of which an unchanged re-ingest would throw away). SQLite spells the
-# version-4 UUID in the 32 hex digits SQLAlchemy's Uuid type stores there.
-_PG_NEW_ID = "gen_random_uuid()"
-_SQLITE_NEW_ID = (
-    "lower(hex(randomblob(4)) || hex(randomblob(2)) || '4' || substr(hex(randomblob(2)), 2)"
-    " || substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2)"
-    " || hex(randomblob(6)))"
-)
+# row in Python, most of which an unchanged re-ingest would throw away): a version-7 UUID
+# (RFC 9562) of the run's start in milliseconds, the staged row's sequence number as a 30-bit
+# counter (method 1 of section 6.2) and 44 random bits. Ids of one run then follow the file
+# and ids of later runs sort after earlier ones, so inserting a million new rows appends to
+# the primary-key indexes instead of writing all over them: SQLite, 1M new rows into a table
+# of 1M, 27 s with random ids, 11 s with these. SQLite spells a UUID in the 32 hex digits
+# SQLAlchemy's Uuid type stores there.
+def _new_row_id(is_pg: bool, seq: str) -> str:
+    """SQL: a new row's id from the run's ``:idms`` and the staged row's sequence ``seq``."""
+    if is_pg:
+        return (
+            "(lpad(to_hex(CAST(:idms AS bigint)), 12, '0') || '7'"
+            f" || lpad(to_hex(({seq} >> 18) & 4095), 3, '0') || to_hex(8 | (({seq} >> 16) & 3))"
+            f" || lpad(to_hex({seq} & 65535), 4, '0') || substr(md5(random()::text), 1, 11)"
+            ")::uuid"
+        )
+    return (
+        f"printf('%012x7%03x%x%04x', :idms, ({seq} >> 18) & 4095, 8 | (({seq} >> 16) & 3),"
+        f" {seq} & 65535) || substr(lower(hex(randomblob(6))), 1, 11)"
+    )
 
 
 @lru_cache(maxsize=4096)  # ERP timestamps repeat heavily; the same instants come back
@@ -569,14 +582,21 @@ class Merge:
 
     def classify_unmatched(self, stage: Stage) -> None:
         """Every valid staged row not settled yet is a new row, with a fresh id (also APPEND)."""
-        new_id = _PG_NEW_ID if self.is_pg else _SQLITE_NEW_ID
+        new_id = _new_row_id(self.is_pg, f"{stage.name}.seq")
+        idms = int(self.ctx.now.timestamp() * 1000)
         self._exec(
-            f"UPDATE {stage.name} SET outcome = 'new', row_id = {new_id} WHERE outcome IS NULL"
+            f"UPDATE {stage.name} SET outcome = 'new', row_id = {new_id} WHERE outcome IS NULL",
+            idms=idms,
         )
 
     def upsert_rows(self, stage: Stage) -> int:
-        """One INSERT … ON CONFLICT that writes only rows whose data changed.
+        """Write the rows classified new or updated: a plain INSERT of the new ones, then one
+        INSERT … ON CONFLICT that rewrites the updated ones.
 
+        New rows were matched to no stored key under this run's lock (or before it, checked
+        under it), so they cannot conflict; leaving ON CONFLICT off their insert spares its
+        speculative insertion (PostgreSQL, a 1M-row first ingest: 29.9 s → 27.3 s). Were
+        one to conflict after all, the unique index fails the run and nothing is written.
         The UPDATE arm never sets id, csv_dashboard_id or row_key, so PostgreSQL takes only
         FOR NO KEY UPDATE row locks and kiosk writes (FK checks: FOR KEY SHARE) never wait.
         """
@@ -588,13 +608,14 @@ class Merge:
             " retired_at, first_run_id, last_changed_run_id, created_at, updated_at)"
             f" SELECT row_id, :dash, row_key, {'true' if self.ctx.dedup else 'false'}, row_data,"
             f" {empty}, data_hash, vjson, occurred_at, true, NULL, :run, :run,"
-            " :now, :now"
-            f" FROM {s} WHERE outcome IN ('new', 'updated')"
+            f" :now, :now FROM {s}"
         )
+        written = self._exec(f"{insert} WHERE outcome = 'new'")
         if not self.ctx.dedup:
-            return self._exec(insert)
-        return self._exec(
-            insert + " ON CONFLICT (csv_dashboard_id, row_key) WHERE is_dedup DO UPDATE SET"
+            return written
+        return written + self._exec(
+            f"{insert} WHERE outcome = 'updated'"
+            " ON CONFLICT (csv_dashboard_id, row_key) WHERE is_dedup DO UPDATE SET"
             " row_data = excluded.row_data, data_hash = excluded.data_hash,"
             " version_values = excluded.version_values,"
             " occurred_at = excluded.occurred_at,"
