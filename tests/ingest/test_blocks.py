@@ -91,6 +91,18 @@ def test_a_quoted_newline_across_blocks_is_read_whole(tmp_path: Path) -> None:
     assert block_records(path, "utf-8", 1)[1] == ("record", 2, ["1", "x\n\ny"])
 
 
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_a_byte_order_mark_inside_the_file_stays_in_its_cell(tmp_path: Path, quote: str) -> None:
+    """Arrow drops a BOM at the start of what it reads; a block may start with such a line
+    (files concatenated from exports), and its first cell must keep the U+FEFF it has."""
+    path = tmp_path / "f.csv"
+    text = f"a,b\r\n1,{quote}x{quote}\r\n\ufeff2,y\r\n3,z\r\n"
+    path.write_bytes(text.encode("utf-8"))
+    for rows in (1, 2, 100):
+        assert block_records(path, "utf-8", rows) == exact_records(path, "utf-8"), rows
+    assert block_records(path, "utf-8", 1)[2] == ("record", 3, ["\ufeff2", "y"])
+
+
 def test_a_giant_line_is_read_by_the_exact_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

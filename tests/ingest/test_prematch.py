@@ -1,22 +1,27 @@
 """Columnar runs match their rows before the apply lock (ingest/runner.py), and check it.
 
-Matching outside the lock is safe only because the run counts the committed runs of its
-dashboard before matching and again under the lock: a run that committed in between makes it
-match again, so what it applies is judged against the rows as they are then. Both engines.
+Matching outside the lock is safe only because the run reads its dashboard's rows marker
+(committed runs, stored rows) before matching and again under the lock: a run that committed
+in between, or a purge of retired rows, makes it match again, so what it applies is judged
+against the rows as they are then. SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.dashboards.service import purge_retired
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest.runner import RunOutcome
+from csvboard.runs import lifecycle
+from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
@@ -83,4 +88,39 @@ def test_a_run_committed_meanwhile_makes_the_run_match_again(
     assert out.status is RunStatus.SUCCEEDED
     # Matched before the lock as unchanged; under the lock, matched again and written back.
     assert (out.summary["updated"], out.summary["unchanged"]) == (1, 2)
+    assert name_of(harness, board) == "部品"
+
+
+def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge is not a run: the rows marker counts the rows too, so a retired row matched
+    before the lock and purged before it is not written back as 'existing'."""
+    board = harness.dashboard()
+    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    retiring = harness.ingest(board, csv_text(*BASE[1:]), kind="official_ingestion")
+    assert retiring.summary["retired"] == 1  # P-1 / R01 / 10
+    real = apply_module.Merge.stage_absent
+    purged: list[int] = []
+
+    def match_then_purge(merge: apply_module.Merge, stage: apply_module.Stage) -> int:
+        found = real(merge, stage)
+        if not purged:  # the run matched P-1 to its retired row: 'updated' (revived)
+            with harness.write() as s:
+                dashboard = s.get_one(CsvDashboard, board.id)
+                later = lifecycle.utcnow() + timedelta(days=1)
+                purged.append(purge_retired(s, dashboard, later).rows)
+        return found
+
+    monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_purge)
+    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    assert purged == [1]
+    assert out.status is RunStatus.SUCCEEDED
+    assert (out.summary["inserted"], out.summary["updated"]) == (1, 0)
+    with harness.read() as s:
+        kinds = sorted(
+            i.update_type
+            for i in s.scalars(select(IngestionItem).where(IngestionItem.run_id == out.run_id))
+        )
+    assert kinds == ["new"]
     assert name_of(harness, board) == "部品"

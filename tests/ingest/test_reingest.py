@@ -242,19 +242,19 @@ def test_matching_before_the_lock_changes_no_outcome(
 ) -> None:
     early = harness.dashboard(f"early-{uuid.uuid4().hex[:8]}")
     late = harness.dashboard(f"late-{uuid.uuid4().hex[:8]}")
-    real = runner_module.committed_runs
+    real = runner_module.rows_marker
     calls = {"early": 0, "late": 0}
 
-    def committed_runs(conn: Any, dashboard_id: uuid.UUID) -> int:
+    def rows_marker(conn: Any, dashboard_id: uuid.UUID) -> tuple[int, int]:
         if dashboard_id == late.id:
             # Another answer every time: the pre-lock match is always outdated.
             calls["late"] += 1
-            return -calls["late"]
+            return -calls["late"], 0
         calls["early"] += 1
         return real(conn, dashboard_id)
 
     with monkeypatch.context() as patch:
-        patch.setattr(runner_module, "committed_runs", committed_runs)
+        patch.setattr(runner_module, "rows_marker", rows_marker)
         last: list[str] = []
         for kind, spec in runs:
             if kind == "again":

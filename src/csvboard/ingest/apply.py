@@ -2,7 +2,7 @@
 
 Staging is a per-run temporary table on the run's own connection: PostgreSQL fills it with
 COPY, SQLite with batched executemany. Staging touches no shared table, so on SQLite it holds
-no lock on the database; only :meth:`Merge.apply` runs inside the write transaction. No
+no lock on the database; only the merge statements run inside the write transaction. No
 statement binds more than a row's worth of parameters, whatever the file size.
 
 Operator-owned tables are never named here: ingestion writes rows, the source-owned
@@ -47,8 +47,8 @@ BATCH_ROWS = 5_000
 
 # A new row's id, made by the database where the row is inserted (not a uuid4() per staged
 # row in Python, most of which an unchanged re-ingest would throw away): a version-7 UUID
-# (RFC 9562) of the run's start in milliseconds, the staged row's sequence number as a 30-bit
-# counter (method 1 of section 6.2) and 44 random bits. Ids of one run then follow the file
+# (RFC 9562) of the run's merge time in milliseconds, the staged row's sequence number as a
+# 30-bit counter (method 1 of section 6.2) and 44 random bits. Ids of one run then follow the file
 # and ids of later runs sort after earlier ones, so inserting a million new rows appends to
 # the primary-key indexes instead of writing all over them: SQLite, 1M new rows into a table
 # of 1M, 27 s with random ids, 11 s with these. SQLite spells a UUID in the 32 hex digits
@@ -100,20 +100,23 @@ def lock_dashboard(conn: Connection, dashboard_id: uuid.UUID) -> None:
         )
 
 
-def committed_runs(conn: Connection, dashboard_id: uuid.UUID) -> int:
-    """How many runs on the dashboard have committed: a run that matched its rows before
-    taking the apply lock compares this under the lock to know nobody changed them since."""
+def rows_marker(conn: Connection, dashboard_id: uuid.UUID) -> tuple[int, int]:
+    """What changes whenever a dashboard's stored rows may have: its committed runs and its
+    row count. A run that matched its rows before taking the apply lock compares this under
+    the lock to know the match still holds. Runs are never deleted and only runs add or
+    change rows; the count catches the one other writer, the purge of retired rows
+    (``dashboards.service.purge_retired``), which only deletes."""
     dash: Any = dashboard_id if conn.dialect.name == "postgresql" else dashboard_id.hex
-    return int(
-        conn.execute(
-            text(
-                "SELECT count(*) FROM ingestion_runs WHERE status IN ('succeeded', 'partial')"
-                " AND run_id IN (SELECT run_id FROM ingestion_run_sources"
-                " WHERE csv_dashboard_id = :dash)"
-            ),
-            {"dash": dash},
-        ).scalar_one()
-    )
+    runs, rows = conn.execute(
+        text(
+            "SELECT (SELECT count(*) FROM ingestion_runs WHERE status IN ('succeeded', 'partial')"
+            " AND run_id IN (SELECT run_id FROM ingestion_run_sources"
+            " WHERE csv_dashboard_id = :dash)),"
+            " (SELECT count(*) FROM csv_dashboard_rows WHERE csv_dashboard_id = :dash)"
+        ),
+        {"dash": dash},
+    ).one()
+    return int(runs), int(rows)
 
 
 # After a commit that changed at least this many rows, and more than this share of the table,
@@ -168,7 +171,6 @@ class Stage:
     # The source being staged, in the driver's form (set once per file, not per row).
     _source: Any = None
     _feed: Any = None
-    _has_candidates: bool = False
 
     def __post_init__(self) -> None:
         self.name = f"stg_{self.role[:3]}_{uuid.uuid4().hex[:12]}"
@@ -228,7 +230,6 @@ class Stage:
         self.conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {self.candidates} (id {uid} PRIMARY KEY)"
         )
-        self._has_candidates = True
 
     def _valid_row(self, row: ValidRow, seq: int) -> tuple[Any, ...]:
         return (
@@ -349,8 +350,6 @@ class Stage:
     def index(self) -> None:
         self.conn.exec_driver_sql(f"CREATE INDEX {self.name}_key ON {self.name} (row_key)")
         self.conn.exec_driver_sql(f"ANALYZE {self.name}")
-        if self._has_candidates:
-            self.conn.exec_driver_sql(f"ANALYZE {self.candidates}")
 
     def drop(self) -> None:
         for table in (self.name, self.candidates):
@@ -565,11 +564,13 @@ class Merge:
         not every row of the dashboard.
         """
         stage.create_candidates()
-        return self._exec(
+        found = self._exec(
             f"INSERT INTO {stage.candidates} (id) SELECT r.id FROM csv_dashboard_rows r"
             " WHERE r.csv_dashboard_id = :dash AND r.is_dedup AND r.is_active AND NOT EXISTS"
             f" (SELECT 1 FROM {stage.name} s WHERE s.row_key = r.row_key)"
         )
+        self.conn.exec_driver_sql(f"ANALYZE {stage.candidates}")
+        return found
 
     def unclassify(self, stage: Stage) -> None:
         """Undo :meth:`match_and_classify` (its rows may have changed since): rejected rows

@@ -49,6 +49,7 @@ FAST_LINE_BYTES = 1 << 20
 _READ_BYTES = 1 << 22
 # With no line break in this many bytes, the rest of the file is read by the exact parser.
 _MAX_BUFFER = 64 << 20
+_BOM = "\ufeff".encode()
 # RE2 refuses counted repetitions above 1000: wider files with quotes read exactly.
 _MAX_REGEX_WIDTH = 1000
 _LINE_BREAK = re.compile(rb"\r\n|\n|\r")
@@ -232,6 +233,10 @@ class BlockReader:
         for i in np.flatnonzero(lengths == 1).tolist():
             empty[i] = lines[i] == b"\r"
         clean &= ~empty
+        # Arrow drops a byte order mark at the start of what it reads, the exact parser keeps
+        # it in the cell: a line that starts with one (a file concatenated from exports) is
+        # never given to Arrow.
+        clean &= ~pc.starts_with(array, _BOM).to_numpy(zero_copy_only=False)
         block = Block(first_line)
         for i in np.flatnonzero(~clean & ~empty).tolist():
             line = lines[i]

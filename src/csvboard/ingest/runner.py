@@ -44,9 +44,9 @@ from csvboard.ingest.apply import (
     MergeContext,
     Stage,
     _sqlite_ts,
-    committed_runs,
     exclude_in_file_duplicates,
     refresh_statistics,
+    rows_marker,
 )
 from csvboard.ingest.batches import ColumnarValidator
 from csvboard.ingest.blocks import Block, BlockReader
@@ -342,12 +342,12 @@ class RunExecutor:
         conn.commit()
         # DEDUP runs match their rows to the stored ones here, before the apply lock: reading
         # stored rows and writing the staging table takes no write lock, so on SQLite the
-        # lock is held only for what changes (README, "How ingestion behaves"). The count of
-        # committed runs says, under the lock, whether the match still holds.
-        prematched: tuple[int, int] | None = None
+        # lock is held only for what changes (README, "How ingestion behaves"). The rows
+        # marker (committed runs, stored rows) says, under the lock, whether it still holds.
+        prematched: tuple[tuple[int, int], int] | None = None
         if merge_ctx.dedup and official.staged:
             conn.begin()
-            marker = committed_runs(conn, dashboard.id)
+            marker = rows_marker(conn, dashboard.id)
             early = Merge(conn, merge_ctx)
             stale = early.match_and_classify(official, schema.version_columns)
             if merge_ctx.snapshot:
@@ -363,8 +363,9 @@ class RunExecutor:
         lock_started = time.monotonic()
         merge = Merge(conn, merge_ctx)
         merge.lock_dashboard()
-        if prematched is not None and committed_runs(conn, dashboard.id) != prematched[0]:
-            # Another run committed on the dashboard since the match: match again, here.
+        if prematched is not None and rows_marker(conn, dashboard.id) != prematched[0]:
+            # Another run committed on the dashboard since the match, or retired rows were
+            # purged: match again, here.
             merge.unclassify(official)
             prematched = None
             self.log.info("prematch_outdated", action="matching under the lock")
