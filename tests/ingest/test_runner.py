@@ -106,7 +106,9 @@ def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> Non
     assert row.first_run_id == out.run_id == row.last_changed_run_id
     # Ids are made by the database (ingest/apply.py _new_row_id): version-7 UUIDs, distinct.
     ids = [r.id for r in rows.values()]
-    assert all(isinstance(i, uuid.UUID) and i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert all(
+        isinstance(i, uuid.UUID) and i.version == 7 and i.variant == uuid.RFC_4122 for i in ids
+    )
     assert len(set(ids)) == len(ids)
     items = items_of(harness, out.run_id)
     assert [(i.line_number, i.status, i.update_type) for i in items] == [
