@@ -351,6 +351,16 @@ class Stage:
         self.conn.exec_driver_sql(f"CREATE INDEX {self.name}_key ON {self.name} (row_key)")
         self.conn.exec_driver_sql(f"ANALYZE {self.name}")
 
+    def index_outcomes(self) -> None:
+        """Once rows are classified (before the lock): the statements under the lock read only
+        the rows they write — new, updated, rejected, excluded — not the whole table.
+        (SQLite, 1M rows with 1% changed: those scans were about half of the lock.)"""
+        self.conn.exec_driver_sql(f"CREATE INDEX {self.name}_outcome ON {self.name} (outcome)")
+        if self.is_pg:
+            self.conn.exec_driver_sql(f"ANALYZE {self.name}")
+        else:
+            self.conn.exec_driver_sql(f"ANALYZE {self.name}_outcome")
+
     def drop(self) -> None:
         for table in (self.name, self.candidates):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")

@@ -352,6 +352,7 @@ class RunExecutor:
             stale = early.match_and_classify(official, schema.version_columns)
             if merge_ctx.snapshot:
                 early.stage_absent(official)
+            official.index_outcomes()
             conn.commit()
             prematched = (marker, stale)
         self._checkpoint()
