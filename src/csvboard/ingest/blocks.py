@@ -49,6 +49,12 @@ FAST_LINE_BYTES = 1 << 20
 _READ_BYTES = 1 << 22
 # With no line break in this many bytes, the rest of the file is read by the exact parser.
 _MAX_BUFFER = 64 << 20
+# Arrow's CSV reader installs a temporary handler for the signals Python handles and, when one
+# arrives mid-read, cancels the read (ArrowCancelled). A worker's SIGTERM must reach the
+# worker's own handler instead, which fails the run cleanly (WORKER_SHUTDOWN) between blocks;
+# a block takes milliseconds, so nothing is lost by not interrupting it.
+pa.lib.enable_signal_handlers(False)
+
 _BOM = "\ufeff".encode()
 # RE2 refuses counted repetitions above 1000: wider files with quotes read exactly.
 _MAX_REGEX_WIDTH = 1000
