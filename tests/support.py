@@ -53,6 +53,11 @@ def schedule_line(
     )
 
 
+def schedule_csv(*lines: str) -> str:
+    """A production-schedule export: the header, then ``lines``, CRLF-terminated."""
+    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
+
+
 def wait_until(
     predicate: Callable[[], bool],
     *,

@@ -9,9 +9,7 @@ against the rows as they are then. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +21,7 @@ from csvboard.ingest.runner import RunOutcome
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
-from support import SCHEDULE_HEADER, Harness, schedule_line
+from support import Harness, schedule_csv, schedule_line
 
 BASE = [
     schedule_line(1000000001, "A0000001", "P-1", 10),
@@ -31,17 +29,6 @@ BASE = [
     schedule_line(1000000001, "A0000001", "P-2", 10),
 ]
 KEY = ("A0000001", "P-1", "R01", "10")
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    yield h
-    h.close()
-
-
-def csv_text(*lines: str) -> str:
-    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
 
 
 def name_of(h: Harness, board: CsvDashboard) -> str:
@@ -58,8 +45,8 @@ def name_of(h: Harness, board: CsvDashboard) -> str:
 
 def test_unchanged_rows_are_matched_before_the_lock(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
-    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert out.status is RunStatus.SUCCEEDED
     assert (out.summary["unchanged"], out.summary["updated"], out.summary["retired"]) == (3, 0, 0)
 
@@ -68,7 +55,7 @@ def test_a_run_committed_meanwhile_makes_the_run_match_again(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     real = apply_module.Merge.stage_absent
     interleaved: list[RunOutcome] = []
     calls: list[int] = []
@@ -77,12 +64,14 @@ def test_a_run_committed_meanwhile_makes_the_run_match_again(
         found = real(merge, stage)
         calls.append(found)
         if len(calls) == 1:  # another run renames P-1/R01/10 after this run matched it
-            other = csv_text(BASE[0].replace("部品", "他"), *BASE[1:])
+            other = schedule_csv(BASE[0].replace("部品", "他"), *BASE[1:])
             interleaved.append(harness.ingest(board, other, kind="official_ingestion"))
         return found
 
     monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_interleave)
-    queued = harness.queue(board, harness.write_file(csv_text(*BASE)), kind="official_ingestion")
+    queued = harness.queue(
+        board, harness.write_file(schedule_csv(*BASE)), kind="official_ingestion"
+    )
     out = harness.run(queued)
     assert interleaved[0].summary["updated"] == 1
     assert out.status is RunStatus.SUCCEEDED
@@ -97,8 +86,8 @@ def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
     """The purge is not a run: the rows marker counts the rows too, so a retired row matched
     before the lock and purged before it is not written back as 'existing'."""
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
-    retiring = harness.ingest(board, csv_text(*BASE[1:]), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
+    retiring = harness.ingest(board, schedule_csv(*BASE[1:]), kind="official_ingestion")
     assert retiring.summary["retired"] == 1  # P-1 / R01 / 10
     real = apply_module.Merge.stage_absent
     purged: list[int] = []
@@ -113,7 +102,7 @@ def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
         return found
 
     monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_purge)
-    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert purged == [1]
     assert out.status is RunStatus.SUCCEEDED
     assert (out.summary["inserted"], out.summary["updated"]) == (1, 0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,7 @@ from csvboard.ingest.runner import RunOutcome
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
-from support import SCHEDULE_HEADER, Harness, schedule_line
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    yield h
-    h.close()
-
-
-def csv_text(*lines: str) -> str:
-    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
+from support import Harness, schedule_csv, schedule_line
 
 
 def items(h: Harness, run_id: uuid.UUID) -> list[tuple[Any, ...]]:
@@ -97,10 +85,10 @@ def row_of(h: Harness, board: CsvDashboard, key: tuple[str, ...]) -> CsvDashboar
 
 def test_only_changed_and_new_rows_are_written_and_absent_ones_retire(harness: Harness) -> None:
     board = harness.dashboard()
-    first = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    first = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     changed = BASE[0].replace(",1.5,", ",2.5,")
     new = schedule_line(1000000001, "A0000001", "P-3", 10)
-    out = harness.ingest(board, csv_text(changed, BASE[2], new), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(changed, BASE[2], new), kind="official_ingestion")
     # The unchanged row is not rewritten: it still names the run that wrote it.
     assert row_of(harness, board, ("A0000001", "P-2", "R01", "10")).last_changed_run_id == (
         first.run_id
@@ -134,8 +122,8 @@ def test_a_repeat_of_an_unchanged_row_goes_through_the_fold(
     harness: Harness, lines: list[str], winner_line: int, excluded_line: int, winner_name: str
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(schedule_line(1000000001, *KEY[:2], 10)))
-    out = harness.ingest(board, csv_text(*lines), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(schedule_line(1000000001, *KEY[:2], 10)))
+    out = harness.ingest(board, schedule_csv(*lines), kind="official_ingestion")
     assert out.status is RunStatus.SUCCEEDED
     assert (out.counts.target, out.counts.success) == (2, 2)
     assert out.summary["duplicates_excluded"] == 1
@@ -151,8 +139,8 @@ def test_a_repeat_of_an_unchanged_row_goes_through_the_fold(
 
 def test_a_file_of_repeated_rows_keeps_one_of_each(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
-    out = harness.ingest(board, csv_text(*BASE, *BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*BASE, *BASE), kind="official_ingestion")
     assert out.status is RunStatus.SUCCEEDED
     assert (out.counts.target, out.counts.success) == (6, 6)
     assert out.summary["unchanged"] == 3 and out.summary["duplicates_excluded"] == 3
@@ -165,7 +153,7 @@ def test_a_file_of_repeated_rows_keeps_one_of_each(harness: Harness) -> None:
 def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: Harness) -> None:
     """Same data, but the stored external completion differs: the row must be staged."""
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     harness.ingest(
         board,
         "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status\r\nA0000001,P-1,R01,10,C\r\n",
@@ -174,7 +162,7 @@ def test_completion_set_by_a_status_feed_is_not_mistaken_for_unchanged(harness: 
     row = row_of(harness, board, KEY)
     with harness.read() as s:
         assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is True
-    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert out.summary["unchanged"] == 3  # same data; only the completion differs
     with harness.read() as s:  # the official file's empty cell wins
         assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is False
@@ -220,7 +208,7 @@ _run = st.one_of(
 def _content(kind: str, lines: list[str]) -> str:
     if kind == "appearance_supplement":
         return "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status\r\n" + "".join(f"{x}\r\n" for x in lines)
-    return csv_text(*lines)
+    return schedule_csv(*lines)
 
 
 def _comparable(out: RunOutcome) -> tuple[Any, ...]:
@@ -286,7 +274,7 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     harness = Harness(sqlite_url, tmp_path / "data")
     board = harness.dashboard()
     steps = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(2_000)]
-    harness.ingest(board, csv_text(*steps), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*steps), kind="official_ingestion")
     statements: list[tuple[str, dict[str, Any]]] = []
     real = apply_module.Merge._exec
 
@@ -296,7 +284,7 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
 
     monkeypatch.setattr(apply_module.Merge, "_exec", recording)
     changed = [steps[5].replace("部品", "変更"), *steps[:5], *steps[6:]]
-    out = harness.ingest(board, csv_text(*changed), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*changed), kind="official_ingestion")
     assert out.summary["updated"] == 1
     match_sql, params = next(
         (sql, p) for sql, p in statements if sql.startswith("UPDATE stg_off") and "row_id" in sql
@@ -335,10 +323,10 @@ def test_new_row_ids_are_version_7_uuids_in_file_order_and_later_runs_sort_after
     board = harness.dashboard()
     other = harness.dashboard("other")
     first = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(300)]
-    harness.ingest(board, csv_text(*first), kind="official_ingestion")
-    harness.ingest(other, csv_text(*first), kind="official_ingestion")  # same keys, same seqs
+    harness.ingest(board, schedule_csv(*first), kind="official_ingestion")
+    harness.ingest(other, schedule_csv(*first), kind="official_ingestion")  # same keys, same seqs
     later = [schedule_line(1000000001, "A0000001", f"Q-{i}", 10) for i in range(3)]
-    harness.ingest(board, csv_text(*first, *later), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*first, *later), kind="official_ingestion")
 
     def ids(dashboard: CsvDashboard, part: str) -> list[uuid.UUID]:
         with harness.read() as s:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,7 @@ from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun
 from csvboard.runs.service import error_summary
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
-from support import SCHEDULE_HEADER, Harness, schedule_line
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    yield h
-    h.close()
-
-
-def csv_text(*lines: str) -> str:
-    return "\r\n".join([SCHEDULE_HEADER, *lines]) + "\r\n"
+from support import SCHEDULE_HEADER, Harness, schedule_csv, schedule_line
 
 
 def rows_by_key(h: Harness, board: CsvDashboard) -> dict[tuple[str, ...], CsvDashboardRow]:
@@ -91,7 +79,7 @@ BASE = [
 
 def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> None:
     board = harness.dashboard()
-    out = harness.ingest(board, csv_text(*BASE))
+    out = harness.ingest(board, schedule_csv(*BASE))
     assert out.status is RunStatus.SUCCEEDED
     assert_counts(out, target=3, success=3, failed=0)
     rows = rows_by_key(harness, board)
@@ -123,10 +111,10 @@ def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> Non
 
 def test_reingest_unchanged_writes_nothing_and_changed_rows_are_updated(harness: Harness) -> None:
     board = harness.dashboard()
-    first = harness.ingest(board, csv_text(*BASE))
+    first = harness.ingest(board, schedule_csv(*BASE))
     before = rows_by_key(harness, board)
     changed = [BASE[0], BASE[1].replace(",1.5,", ",2.5,"), BASE[2]]
-    out = harness.ingest(board, csv_text(*changed))
+    out = harness.ingest(board, schedule_csv(*changed))
     assert out.status is RunStatus.SUCCEEDED
     assert_counts(out, target=3, success=3, failed=0)
     assert out.summary["updated"] == 1 and out.summary["unchanged"] == 2
@@ -146,10 +134,10 @@ def test_reingest_unchanged_writes_nothing_and_changed_rows_are_updated(harness:
 
 def test_stale_rows_are_excluded_and_stored_rows_kept(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(schedule_line(1000000005, "A0000001", "P-1", 10, name="新")))
+    harness.ingest(board, schedule_csv(schedule_line(1000000005, "A0000001", "P-1", 10, name="新")))
     out = harness.ingest(
         board,
-        csv_text(
+        schedule_csv(
             schedule_line(1000000004, "A0000001", "P-1", 10, name="古"),  # lower ProductNo
             schedule_line(1000000005, "A0000001", "P-1", 20, name="別"),
         ),
@@ -166,17 +154,18 @@ def test_stale_rows_are_excluded_and_stored_rows_kept(harness: Harness) -> None:
 def test_equal_or_unknown_version_applies_when_data_changed(harness: Harness) -> None:
     board = harness.dashboard()
     harness.ingest(
-        board, csv_text(schedule_line(1000000005, "A0000001", "P-1", 10, updated="2026/1/2 10:00"))
+        board,
+        schedule_csv(schedule_line(1000000005, "A0000001", "P-1", 10, updated="2026/1/2 10:00")),
     )
     # Same ProductNo, unknown updatedAt: compares equal, so the changed data applies.
     out = harness.ingest(
-        board, csv_text(schedule_line(1000000005, "A0000001", "P-1", 10, name="変更"))
+        board, schedule_csv(schedule_line(1000000005, "A0000001", "P-1", 10, name="変更"))
     )
     assert out.summary["updated"] == 1
     # Same ProductNo, older updatedAt: stale.
     out = harness.ingest(
         board,
-        csv_text(
+        schedule_csv(
             schedule_line(1000000005, "A0000001", "P-1", 10, name="古", updated="2026/1/1 10:00")
         ),
     )
@@ -188,7 +177,7 @@ def test_duplicates_in_one_file_highest_version_wins_ties_go_last(harness: Harne
     board = harness.dashboard()
     out = harness.ingest(
         board,
-        csv_text(
+        schedule_csv(
             schedule_line(1000000002, "A0000001", "P-1", 10, name="高い"),
             schedule_line(1000000001, "A0000001", "P-1", 10, name="低い"),
             schedule_line(1000000003, "A0000001", "P-2", 10, name="先"),
@@ -212,7 +201,7 @@ def test_rejected_rows_make_a_partial_run_with_line_and_reason(harness: Harness)
     board = harness.dashboard()
     out = harness.ingest(
         board,
-        csv_text(
+        schedule_csv(
             BASE[0],
             "1000000001,TOO-LONG-SEIBAN,P-9,x,R01,,1,10,,",
             BASE[2],
@@ -234,11 +223,11 @@ def test_rejected_rows_make_a_partial_run_with_line_and_reason(harness: Harness)
 
 def test_every_row_rejected_fails_the_run_and_commits_nothing(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     before = snapshot(harness, board)
     out = harness.ingest(
         board,
-        csv_text("x,A0000001,P-1,a,R01,,1,10,,", "1000000001,bad,P-1,a,R01,,1,10,,"),
+        schedule_csv("x,A0000001,P-1,a,R01,,1,10,,", "1000000001,bad,P-1,a,R01,,1,10,,"),
         kind="official_ingestion",
     )
     assert out.status is RunStatus.FAILED
@@ -263,7 +252,7 @@ def test_run_level_errors_fail_the_run_and_leave_data_untouched(
     harness: Harness, content: bytes, code: str, mentions: str
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     before = snapshot(harness, board)
     out = harness.ingest(board, content, kind="official_ingestion", file_name="schedule.csv")
     assert out.status is RunStatus.FAILED and out.error_code == code
@@ -276,7 +265,7 @@ def test_run_level_errors_fail_the_run_and_leave_data_untouched(
 
 def test_missing_stored_file_fails_with_file_missing(harness: Harness) -> None:
     board = harness.dashboard()
-    run_id = harness.queue(board, harness.write_file(csv_text(*BASE)))
+    run_id = harness.queue(board, harness.write_file(schedule_csv(*BASE)))
     with harness.read() as s:
         from csvboard.runs.service import sources_of
 
@@ -293,7 +282,7 @@ def test_empty_and_header_only_files_succeed_with_zero_counts(
     harness: Harness, content: str
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     out = harness.ingest(board, content, kind="official_ingestion")
     assert out.status is RunStatus.SUCCEEDED
     assert_counts(out, target=0, success=0, failed=0)
@@ -305,9 +294,9 @@ def test_official_snapshot_retires_absent_rows_and_reactivates_returning_ones(
     harness: Harness,
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     ids = {k: r.id for k, r in rows_by_key(harness, board).items()}
-    out = harness.ingest(board, csv_text(BASE[0], BASE[2]), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(BASE[0], BASE[2]), kind="official_ingestion")
     assert_counts(out, target=2, success=2, failed=0)  # retired rows are not rows of the file
     assert out.summary["retired"] == 1
     rows = rows_by_key(harness, board)
@@ -316,10 +305,10 @@ def test_official_snapshot_retires_absent_rows_and_reactivates_returning_ones(
     retired_items = [i for i in items_of(harness, out.run_id) if i.update_type == "retired"]
     assert [(i.row_key, i.line_number) for i in retired_items] == [(rows[gone].row_key, None)]
     # An incremental update never retires.
-    harness.ingest(board, csv_text(BASE[0]))
+    harness.ingest(board, schedule_csv(BASE[0]))
     assert rows_by_key(harness, board)[("A0000001", "P-2", "R01", "10")].is_active
     # The step comes back: same row (same id), active again.
-    back = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    back = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert back.summary["updated"] == 1
     rows = rows_by_key(harness, board)
     assert rows[gone].is_active and rows[gone].retired_at is None
@@ -328,9 +317,9 @@ def test_official_snapshot_retires_absent_rows_and_reactivates_returning_ones(
 
 def test_a_rejected_row_does_not_retire_its_step(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     broken = BASE[1].replace(",1.5,", ",abc,")  # key valid, hours not a number
-    out = harness.ingest(board, csv_text(BASE[0], broken, BASE[2]), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(BASE[0], broken, BASE[2]), kind="official_ingestion")
     assert out.status is RunStatus.PARTIAL and out.summary["retired"] == 0
     assert all(r.is_active for r in rows_by_key(harness, board).values())
 
@@ -338,7 +327,7 @@ def test_a_rejected_row_does_not_retire_its_step(harness: Harness) -> None:
 def test_progress_column_sets_external_completion_only(harness: Harness) -> None:
     board = harness.dashboard()
     harness.ingest(
-        board, csv_text(schedule_line(1000000001, "A0000001", "P-1", 10, progress="完了"))
+        board, schedule_csv(schedule_line(1000000001, "A0000001", "P-1", 10, progress="完了"))
     )
     key = ("A0000001", "P-1", "R01", "10")
     row = rows_by_key(harness, board)[key]
@@ -347,7 +336,7 @@ def test_progress_column_sets_external_completion_only(harness: Harness) -> None
         ext = s.get_one(ProductionScheduleExternalCompletion, row.id)
     assert ext.is_completed is True
     # An empty progress later clears the *external* flag (a worker's mark lives elsewhere).
-    out = harness.ingest(board, csv_text(schedule_line(1000000001, "A0000001", "P-1", 10)))
+    out = harness.ingest(board, schedule_csv(schedule_line(1000000001, "A0000001", "P-1", 10)))
     assert out.summary["updated"] == 1
     with harness.read() as s:
         assert s.get_one(ProductionScheduleExternalCompletion, row.id).is_completed is False
@@ -355,7 +344,7 @@ def test_progress_column_sets_external_completion_only(harness: Harness) -> None
 
 def test_appearance_supplement_merges_known_keys_and_excludes_unknown(harness: Harness) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     before = rows_by_key(harness, board)
     status = (
         "FSEIBAN,FHINCD,FSIGENCD,FKOJUN,status,担当\r\n"
@@ -392,7 +381,7 @@ def test_a_status_report_never_undoes_completion_reported_by_the_official_file(
 ) -> None:
     board = harness.dashboard()
     harness.ingest(
-        board, csv_text(schedule_line(1000000001, "A0000001", "P-1", 10, progress="完了"))
+        board, schedule_csv(schedule_line(1000000001, "A0000001", "P-1", 10, progress="完了"))
     )
     row = rows_by_key(harness, board)[("A0000001", "P-1", "R01", "10")]
     out = harness.ingest(
@@ -407,8 +396,8 @@ def test_a_status_report_never_undoes_completion_reported_by_the_official_file(
 
 def test_append_mode_keeps_every_row(harness: Harness) -> None:
     board = harness.dashboard("log", mode="APPEND")
-    harness.ingest(board, csv_text(*BASE))
-    out = harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
+    out = harness.ingest(board, schedule_csv(*BASE))
     assert out.summary["inserted"] == 3
     with harness.read() as s:
         n = s.scalar(select(func.count()).where(CsvDashboardRow.csv_dashboard_id == board.id))
@@ -435,11 +424,13 @@ def test_cancel_between_batches_commits_nothing(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     before = snapshot(harness, board)
     monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", 50)
     lines = [schedule_line(1000000001, "B0000001", f"P-{i}", 10) for i in range(500)]
-    run_id = harness.queue(board, harness.write_file(csv_text(*lines)), kind="official_ingestion")
+    run_id = harness.queue(
+        board, harness.write_file(schedule_csv(*lines)), kind="official_ingestion"
+    )
 
     def cancel_on_first_batch(counts: lifecycle.RunCounts) -> None:
         with harness.write() as s:
@@ -470,7 +461,7 @@ def test_database_error_mid_apply_rolls_back_everything(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     before = snapshot(harness, board)
 
     def explode(self: apply_module.Merge, stage: apply_module.Stage) -> int:
@@ -479,7 +470,7 @@ def test_database_error_mid_apply_rolls_back_everything(
 
     monkeypatch.setattr(apply_module.Merge, "write_items", explode)
     changed = [BASE[0].replace("部品", "変更"), schedule_line(1000000001, "C0000001", "P-9", 10)]
-    out = harness.ingest(board, csv_text(*changed), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*changed), kind="official_ingestion")
     assert out.status is RunStatus.FAILED and out.error_code == "DATABASE_ERROR"
     assert out.counts.success == 0
     assert snapshot(harness, board) == before  # upsert and retire were rolled back
@@ -502,7 +493,7 @@ def test_no_statement_binds_more_than_a_few_thousand_parameters(
 
     event.listen(harness.engine, "before_cursor_execute", count)
     lines = [schedule_line(1000000001, "D0000001", f"P-{i}", 10) for i in range(5000)]
-    out = harness.ingest(board, csv_text(*lines), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*lines), kind="official_ingestion")
     event.remove(harness.engine, "before_cursor_execute", count)
     assert out.status is RunStatus.SUCCEEDED and out.counts.success == 5000
     assert seen and max(seen) <= 100
@@ -538,7 +529,7 @@ def test_kiosk_write_does_not_wait_for_an_open_apply_on_postgresql(
     h = Harness(pg_url, tmp_path / "data")
     try:
         board = h.dashboard()
-        h.ingest(board, csv_text(*BASE), kind="official_ingestion")
+        h.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
         rows = rows_by_key(h, board)
         updated_id = rows[("A0000001", "P-1", "R01", "10")].id
         retired_id = rows[("A0000001", "P-2", "R01", "10")].id
@@ -552,7 +543,7 @@ def test_kiosk_write_does_not_wait_for_an_open_apply_on_postgresql(
             return original(self, stage)
 
         monkeypatch.setattr(apply_module.Merge, "write_items", hold)
-        changed = csv_text(BASE[0].replace("部品", "変更"), BASE[1])
+        changed = schedule_csv(BASE[0].replace("部品", "変更"), BASE[1])
         run_id = h.queue(board, h.write_file(changed), kind="official_ingestion")
         result: dict[str, RunOutcome] = {}
         worker = threading.Thread(target=lambda: result.setdefault("out", h.run(run_id)))
@@ -588,7 +579,7 @@ def test_run_counts_move_forward_during_a_run(
     board = harness.dashboard()
     monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", 100)
     lines = [schedule_line(1000000001, "E0000001", f"P-{i}", 10) for i in range(450)]
-    run_id = harness.queue(board, harness.write_file(csv_text(*lines)))
+    run_id = harness.queue(board, harness.write_file(schedule_csv(*lines)))
     observed: list[int] = []
 
     def watch(counts: lifecycle.RunCounts) -> None:
@@ -604,7 +595,7 @@ def test_run_counts_move_forward_during_a_run(
 
 def test_a_run_ended_by_someone_else_is_reported_not_overwritten(harness: Harness) -> None:
     board = harness.dashboard()
-    run_id = harness.queue(board, harness.write_file(csv_text(*BASE)))
+    run_id = harness.queue(board, harness.write_file(schedule_csv(*BASE)))
     with harness.write() as s:
         lifecycle.transition(s, run_id, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
         lifecycle.transition(
@@ -628,7 +619,7 @@ def test_sqlite_run_cache_is_reset_before_its_connection_returns_to_the_pool(
             seen.append(int(statement.rsplit("=", 1)[1]))
 
     board = harness.dashboard()
-    harness.ingest(board, csv_text(*BASE))
+    harness.ingest(board, schedule_csv(*BASE))
     event.remove(harness.engine, "before_cursor_execute", watch)
     if harness.engine.dialect.name != "sqlite":
         assert seen == []  # a SQLite setting only
@@ -669,14 +660,16 @@ def test_a_large_change_refreshes_the_postgresql_statistics_at_once(
                 )
 
         small = h.dashboard("small")
-        h.ingest(small, csv_text(*(schedule_line(1, "S0000001", f"P-{i}", 10) for i in range(10))))
+        h.ingest(
+            small, schedule_csv(*(schedule_line(1, "S0000001", f"P-{i}", 10) for i in range(10)))
+        )
         assert decided == [False] and estimate() < 10  # 10 rows: below the minimum
         big = h.dashboard("big")
         lines = [schedule_line(2, "B0000001", f"P-{i}", 10) for i in range(3_000)]
-        h.ingest(big, csv_text(*lines))
+        h.ingest(big, schedule_csv(*lines))
         assert decided == [False, True] and estimate() == 3_010
         changed = [line.replace("部品", "変更") for line in lines[:60]] + lines[60:]
-        out = h.ingest(big, csv_text(*changed))
+        out = h.ingest(big, schedule_csv(*changed))
         assert out.summary["updated"] == 60
         assert decided == [False, True, False]  # 60 rows of 3,010: autovacuum's business
     finally:
@@ -696,7 +689,7 @@ def test_a_failed_statistics_refresh_does_not_fail_the_run(
 
     monkeypatch.setattr(runner_module, "refresh_statistics", refused)
     board = harness.dashboard()
-    out = harness.ingest(board, csv_text(*BASE), kind="official_ingestion")
+    out = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert out.status is RunStatus.SUCCEEDED and out.summary["inserted"] == len(BASE)
     with harness.read() as s:  # committed, and the connection was rolled back, not left open
         assert s.scalar(select(func.count()).select_from(CsvDashboardRow)) == len(BASE)
