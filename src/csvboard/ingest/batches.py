@@ -2,10 +2,11 @@
 
 The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
 of a column in the block goes through that column's own check (``_Column.check``) once —
-resource codes, names, hours and timestamps repeat on most rows of a schedule, so a block of
-20,000 rows has a few thousand distinct values, not 220,000 cells. The results are spread
-back over the rows with Arrow's ``take``; the row key, the stored JSON and the hashed JSON
-are joined from per-value JSON pieces by Arrow, and only the sha256 runs once per row.
+resource codes, names, hours and timestamps repeat on most rows of a schedule, so most
+columns of a block have few distinct values (the nearly unique ones — ProductNo, 製番, 品番 —
+still cost a check per row). The results are spread back over the rows with Arrow's
+``take``; the row key, the stored JSON and the hashed JSON are joined from per-value JSON
+pieces by Arrow, and only the sha256 runs once per row.
 
 A row any of whose values fails a check, and every record the block reader did not give to
 Arrow, is validated by ``RowValidator.validate`` itself, so rejections (reason, column,
