@@ -42,6 +42,12 @@ NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "suppleme
 EXCLUDED, FAILED = "excluded", "failed"
 COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
+# Lines read, validated and staged at a time (the runner: between two batches a run publishes
+# its counts, renews its lease and looks for a cancel), and rows per statement of a fold.
+# Larger blocks cost the columnar reader a little less per line (1M rows: 5.1 s at 5,000
+# lines, 4.7 s at 20,000) but a 20,000-line block holds about 60 MB more while it is staged
+# (SQLite, 1M rows: 258 MB against 195 MB resident), and the embedded case runs on a
+# Raspberry Pi.
 BATCH_ROWS = 5_000
 
 
