@@ -169,10 +169,15 @@ class BlockReader:
                 block = self._fast(raw, line)
                 if block is None:
                     # Read exactly, extended until it ends outside quotes (or the file ends).
-                    while not self._ends_outside_quotes(raw):
+                    # Each piece added ends a line, so the quote state carries over and only
+                    # the new bytes are scanned.
+                    in_quotes = self._ends_in_quotes(raw, False)
+                    while in_quotes:
                         last = rest.rfind(b"\n")
                         if last >= 0:
-                            raw, rest = raw + rest[: last + 1], rest[last + 1 :]
+                            piece, rest = rest[: last + 1], rest[last + 1 :]
+                            raw += piece
+                            in_quotes = self._ends_in_quotes(piece, in_quotes)
                         elif eof:
                             raw, rest = raw + rest, b""
                             break
@@ -272,11 +277,11 @@ class BlockReader:
             first_line, records=list(iter_records(stream, self.max_field_chars, first_line))
         )
 
-    def _ends_outside_quotes(self, raw: bytes) -> bool:
-        in_quotes = False
+    def _ends_in_quotes(self, raw: bytes, in_quotes: bool) -> bool:
+        """Whether ``raw`` (whole lines) ends inside a quoted value, starting ``in_quotes``."""
         for line in io.StringIO(self._decode(raw, 0), newline=""):
             in_quotes = _line_ends_in_quotes(line, in_quotes)
-        return not in_quotes
+        return in_quotes
 
     def _exact_rest(
         self, offset: int, line: int, *, header: bool = False
