@@ -171,28 +171,20 @@ def op_worker(args: dict[str, Any]) -> Result:
 def op_parse_columnar(args: dict[str, Any]) -> Result:
     """The vectorised floor: decode + the block reader + column-wise validation; no database."""
     from csvboard.dashboards.presets import production_schedule_schema
-    from csvboard.ingest.apply import _sqlite_ts
-    from csvboard.ingest.batches import ColumnarValidator
-    from csvboard.ingest.blocks import Block, BlockReader
+    from csvboard.ingest.apply import BATCH_ROWS, _sqlite_ts
+    from csvboard.ingest.batches import validated_blocks
     from csvboard.ingest.decode import detect_encoding
-    from csvboard.ingest.parse import Record, map_header, max_field_chars_for
-    from csvboard.ingest.runner import BATCH_ROWS
-    from csvboard.ingest.validate import RowValidator
+    from csvboard.ingest.validate import DEFAULT_TZ
 
     schema = production_schedule_schema()
     path = Path(args["file"])
     t0 = time.perf_counter()
     codec = detect_encoding(path, "auto")
-    valid = 0
-    validator: ColumnarValidator | None = None
-    for item in BlockReader(path, codec, max_field_chars_for(schema), BATCH_ROWS).read():
-        if isinstance(item, Block):
-            assert validator is not None
-            valid += len(validator.validate(item).lines)
-        else:
-            assert isinstance(item, Record)
-            header = map_header(item, schema, path.name)
-            validator = ColumnarValidator(RowValidator(schema, header), _sqlite_ts)
+    blocks = validated_blocks(
+        path, codec, schema, file_name=path.name, tz=DEFAULT_TZ, instant=_sqlite_ts,
+        rows=BATCH_ROWS,
+    )  # fmt: skip
+    valid = sum(len(block.lines) for block in blocks)
     return {"seconds": time.perf_counter() - t0, "valid": valid}
 
 

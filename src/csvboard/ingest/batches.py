@@ -19,17 +19,21 @@ files), so stored hashes stay valid across the two.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvboard.ingest.blocks import Block, _column
-from csvboard.ingest.parse import Record, RecordError
+from csvboard.dashboards.columns import DashboardSchema
+from csvboard.ingest.blocks import Block, BlockReader, _column
+from csvboard.ingest.errors import RunError
+from csvboard.ingest.parse import Record, RecordError, map_header, max_field_chars_for
 from csvboard.ingest.validate import (
     RejectedRow,
     RowValidator,
@@ -222,6 +226,33 @@ class ColumnarValidator:
         else:
             out.occurred_at = pc.coalesce(*occurred).to_pylist()
         out.completion = [None] * n_rows if completion is None else completion.to_pylist()
+
+
+def validated_blocks(
+    path: Path,
+    codec: str,
+    schema: DashboardSchema,
+    *,
+    file_name: str,
+    tz: ZoneInfo,
+    instant: InstantFormat,
+    rows: int,
+) -> Iterator[ValidatedBlock]:
+    """An official file read and validated ``rows`` lines at a time.
+
+    A header that is not one (or lacks a key or required column) raises ``HEADER_MISMATCH``
+    naming ``file_name``, before any block.
+    """
+    validator: ColumnarValidator | None = None
+    for item in BlockReader(path, codec, max_field_chars_for(schema), rows).read():
+        if isinstance(item, Block):
+            assert validator is not None  # the reader yields the header first
+            yield validator.validate(item)
+        elif isinstance(item, RecordError):
+            raise RunError("HEADER_MISMATCH", f"{file_name}: {item.message}")
+        else:
+            header = map_header(item, schema, file_name)
+            validator = ColumnarValidator(RowValidator(schema, header, tz), instant)
 
 
 def _join(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:

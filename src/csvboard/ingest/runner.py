@@ -49,8 +49,7 @@ from csvboard.ingest.apply import (
     refresh_statistics,
     rows_marker,
 )
-from csvboard.ingest.batches import ColumnarValidator
-from csvboard.ingest.blocks import Block, BlockReader
+from csvboard.ingest.batches import validated_blocks
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.failpoints import failpoint
@@ -59,13 +58,11 @@ from csvboard.ingest.parse import (
     RecordError,
     iter_records,
     map_appearance_header,
-    map_header,
     max_field_chars_for,
 )
 from csvboard.ingest.validate import (
     AppearanceValidator,
     RejectedRow,
-    RowValidator,
     reject_record_error,
 )
 from csvboard.runs import lifecycle
@@ -547,20 +544,11 @@ class RunExecutor:
         instant: Callable[[datetime], str] = (
             _sqlite_text if conn.dialect.name == "sqlite" else datetime.isoformat
         )
-        reader = BlockReader(path, codec, max_field_chars_for(schema), BATCH_ROWS)
-        validator: ColumnarValidator | None = None
         stage.begin_source(source.id, feed.id)
-        for item in reader.read():
-            if not isinstance(item, Block):
-                if isinstance(item, RecordError):
-                    raise RunError("HEADER_MISMATCH", f"{source.file_name}: {item.message}")
-                rows = RowValidator(
-                    schema, map_header(item, schema, source.file_name), self.settings.timezone
-                )
-                validator = ColumnarValidator(rows, instant)
-                continue
-            assert validator is not None
-            block = validator.validate(item)
+        for block in validated_blocks(
+            path, codec, schema, file_name=source.file_name, tz=self.settings.timezone,
+            instant=instant, rows=BATCH_ROWS,
+        ):  # fmt: skip
             before = self.tally.target
             self.tally.target += block.count
             self.tally.failed += block.rejected
