@@ -15,14 +15,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csvboard.dashboards.columns import AppearanceMapping
 from csvboard.dashboards.presets import production_schedule_schema
 from csvboard.ingest.apply import _sqlite_ts, _version_json
-from csvboard.ingest.batches import ColumnarValidator
+from csvboard.ingest.batches import ColumnarValidator, appearance_blocks
 from csvboard.ingest.blocks import Block, BlockReader
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
-from csvboard.ingest.parse import Record, iter_records, map_header, max_field_chars_for
-from csvboard.ingest.validate import RowValidator, ValidRow, compact_json, reject_record_error
+from csvboard.ingest.parse import (
+    Record,
+    iter_records,
+    map_appearance_header,
+    map_header,
+    max_field_chars_for,
+)
+from csvboard.ingest.validate import (
+    AppearanceValidator,
+    RowValidator,
+    SupplementRow,
+    ValidRow,
+    compact_json,
+    reject_record_error,
+)
 
 from .corpus import build_corpus
 
@@ -138,3 +152,126 @@ def test_generated_schedules_validate_alike(
     path = tmp_path_factory.mktemp("gen") / "f.csv"
     path.write_bytes(text.encode("cp932"))
     assert columnar_path(path, "cp932", rows) == row_path(path, "cp932")
+
+
+# -- appearance (status) files: AppearanceColumns against AppearanceValidator ------------------
+
+STATUS_MAPPING = AppearanceMapping(
+    key_columns={"FSEIBAN": "製番", "FHINCD": "品番", "FSIGENCD": "資源", "FKOJUN": "工順"},
+    status_column="状態",
+    completed_codes=["C", "X"],
+)
+KEYS_ONLY = AppearanceMapping(key_columns=STATUS_MAPPING.key_columns)
+
+
+def _supplement(row: SupplementRow) -> tuple[Any, ...]:
+    return ("valid", row.line, row.row_key, compact_json(row.supplement), row.data_hash,
+            row.completion)  # fmt: skip
+
+
+def appearance_row_path(path: Path, mapping: AppearanceMapping) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    validator: AppearanceValidator | None = None
+    with open_text(path, "cp932") as stream:
+        for record in iter_records(stream, LIMIT):
+            if validator is None:
+                assert isinstance(record, Record)
+                header = map_appearance_header(record, SCHEMA, mapping, path.name)
+                validator = AppearanceValidator(SCHEMA, mapping, header)
+                continue
+            result = (
+                validator.validate(record)
+                if isinstance(record, Record)
+                else reject_record_error(record)
+            )
+            out.append(
+                _supplement(result) if isinstance(result, SupplementRow) else ("rejected", result)
+            )
+    return out
+
+
+def appearance_columnar_path(
+    path: Path, mapping: AppearanceMapping, rows: int
+) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for block in appearance_blocks(path, "cp932", SCHEMA, mapping, file_name=path.name, rows=rows):
+        assert block.versions == [] and set(block.vjson) <= {None}
+        assert set(block.occurred_at) <= {None}
+        found: list[tuple[Any, ...]] = [
+            ("valid", *values)
+            for values in zip(
+                block.lines.tolist(), block.row_key, block.row_data, block.data_hash,
+                block.completion, strict=True,
+            )
+        ]  # fmt: skip
+        found += [
+            _supplement(r) if isinstance(r, SupplementRow) else ("rejected", r) for r in block.rows
+        ]
+        found.sort(key=lambda x: x[1].line if x[0] == "rejected" else x[1])
+        assert len(found) == block.count
+        assert block.rejected == sum(1 for f in found if f[0] == "rejected")
+        out += found
+    return out
+
+
+STATUS_HEADER = "製番,品番,資源,工順,状態,作業者,メモ"
+_status_values = [
+    st.sampled_from(["ABCD1234", "ＡＢＣＤ１２３４", " ABCD1234 ", "abc", "********", ""]),
+    st.sampled_from(["P-1", "ＭＨ０１", " P-1", "", "P\u3000"]),
+    st.sampled_from(["M01", "R\u3000", "m01", ""]),
+    st.sampled_from(["10", "010", "１０", "+10", "x", ""]),
+    st.sampled_from(["C", " c ", "X", "x", "A", "", "完了", "ｃ"]),
+    st.sampled_from(["山田", "髙橋", " ", "", "\u3000"]),
+    st.sampled_from(["", "段取 3", "治具①", "㈱", '"q"', "a,b", "a\nb", "\x00"]),
+]
+
+
+@st.composite
+def status_files(draw: st.DrawFn) -> str:
+    lines = [STATUS_HEADER]
+    for _ in range(draw(st.integers(0, 30))):
+        cells = [draw(strategy) for strategy in _status_values]
+        if draw(st.integers(0, 9)) == 0:
+            cells = cells[: draw(st.integers(1, 8))]  # a ragged row
+        lines.append(
+            ",".join(
+                '"' + c.replace('"', '""') + '"' if any(x in c for x in ',"\n') else c
+                for c in cells
+            )
+        )
+    return "\r\n".join(lines) + "\r\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=status_files(), rows=st.integers(1, 8), keys_only=st.booleans())
+def test_generated_status_files_validate_alike(
+    tmp_path_factory: pytest.TempPathFactory, text: str, rows: int, keys_only: bool
+) -> None:
+    path = tmp_path_factory.mktemp("status") / "s.csv"
+    path.write_bytes(text.encode("cp932"))
+    mapping = KEYS_ONLY if keys_only else STATUS_MAPPING
+    assert appearance_columnar_path(path, mapping, rows) == appearance_row_path(path, mapping)
+
+
+def test_a_status_file_validates_alike_in_large_blocks(tmp_path: Path) -> None:
+    """Many clean lines (the columnar part), a few to judge one by one, and what comes out."""
+    lines = [STATUS_HEADER]
+    for i in range(3000):
+        code = "C" if i % 3 == 0 else " x " if i % 3 == 1 else "A"
+        lines.append(f"ABCD{i % 700:04d},P-{i % 5},M0{i % 3},{10 * (i % 4 + 1)},{code},髙橋,㈱{i}")
+    lines[100] = "ABCD0001,P-1,M01,x,C,山田,"  # a key that fails: rejected
+    lines[200] = "ABCD0001,P-1"  # ragged
+    lines[300] = 'ABCD0001,P-1,M01,10,C,山田,"two\r\nlines"'
+    path = tmp_path / "s.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp932"))
+    columnar = appearance_columnar_path(path, STATUS_MAPPING, 5000)
+    assert columnar == appearance_row_path(path, STATUS_MAPPING)
+    assert len(columnar) == 3000
+    rejected = [r for r in columnar if r[0] == "rejected"]
+    assert [(r[1].line, r[1].reason_code) for r in rejected] == [
+        (101, "TYPE"),
+        (201, "ROW_SHAPE"),
+    ]
+    first = columnar[0]
+    assert first[2] == '["ABCD0000","P-0","M00","10"]'
+    assert first[3] == '{"作業者":"髙橋","メモ":"㈱0"}' and first[5] is True

@@ -251,23 +251,16 @@ class Stage:
             row.message,
         )  # fmt: skip
 
-    def add_supplement(self, row: SupplementRow) -> None:
-        self._seq += 1
-        self._buffer.append(
-            (
-                self._seq, self._source, self._feed, row.line, row.row_key,
-                compact_json(row.supplement), row.data_hash, None,
-                *([None] * self.version_count), None, self._bool(row.completion), None, None,
-                None,
-            )
+    def _supplement_row(self, row: SupplementRow, seq: int) -> tuple[Any, ...]:
+        return (
+            seq, self._source, self._feed, row.line, row.row_key, compact_json(row.supplement),
+            row.data_hash, None, *([None] * self.version_count), None,
+            self._bool(row.completion), None, None, None,
         )  # fmt: skip
 
-    def add_rejected(self, row: RejectedRow) -> None:
-        self._seq += 1
-        self._buffer.append(self._rejected_row(row, self._seq))
-
     def add_block(self, block: ValidatedBlock) -> None:
-        """A validated block: sequence numbers in line order, valid rows written as columns.
+        """A validated block (official or appearance): sequence numbers in line order, valid
+        rows written as columns.
 
         The valid rows go in with one COPY (PostgreSQL, CSV written by Arrow) or one
         executemany over the columns zipped (SQLite); the others as single rows.
@@ -284,6 +277,8 @@ class Stage:
         for row, seq in zip(block.rows, seqs[fast:].tolist(), strict=True):
             if isinstance(row, RejectedRow):
                 self._buffer.append(self._rejected_row(row, seq))
+            elif isinstance(row, SupplementRow):
+                self._buffer.append(self._supplement_row(row, seq))
             else:
                 self._buffer.append(self._valid_row(row, seq))
         self.flush()

@@ -1,4 +1,4 @@
-"""Validate a block of an official file column by column: each distinct value checked once.
+"""Validate a block of a file column by column: each distinct value checked once.
 
 The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
 of a column in the block goes through that column's own check (``_Column.check``) once —
@@ -14,6 +14,10 @@ message, the key when it is valid) are exactly the row path's. What comes out fo
 — key, stored JSON, data hash, versions, occurred_at, completion — equals the row path's
 ``ValidRow`` (``tests/ingest/test_batches.py`` compares them on the corpus and on generated
 files), so stored hashes stay valid across the two.
+
+Appearance (status) files go the same way (``AppearanceColumns``): their key columns are
+checked per distinct value with ``AppearanceValidator``'s column checks, and a row comes out
+as that validator's ``SupplementRow`` would (``tests/ingest/test_batches.py`` again).
 """
 
 from __future__ import annotations
@@ -30,13 +34,21 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvboard.dashboards.columns import DashboardSchema
+from csvboard.dashboards.columns import AppearanceMapping, DashboardSchema
 from csvboard.ingest.blocks import Block, BlockReader, _column
 from csvboard.ingest.errors import RunError
-from csvboard.ingest.parse import Record, RecordError, map_header, max_field_chars_for
+from csvboard.ingest.parse import (
+    Record,
+    RecordError,
+    map_appearance_header,
+    map_header,
+    max_field_chars_for,
+)
 from csvboard.ingest.validate import (
+    AppearanceValidator,
     RejectedRow,
     RowValidator,
+    SupplementRow,
     ValidRow,
     _Column,
     _Invalid,
@@ -48,19 +60,23 @@ _sha256 = hashlib.sha256
 
 @dataclass
 class ValidatedBlock:
-    """One block's rows: valid ones as columns (``lines`` ...), the rest one by one."""
+    """One block's rows: valid ones as columns (``lines`` ...), the rest one by one.
+
+    An appearance block has no versions (``versions`` empty) and ``None`` for ``vjson`` and
+    ``occurred_at``; its ``row_data`` is the supplement.
+    """
 
     count: int  # data records of the block (its share of target_count)
     lines: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     row_key: list[str] = field(default_factory=list)
     row_data: list[str] = field(default_factory=list)
     data_hash: list[str] = field(default_factory=list)
-    vjson: list[str] = field(default_factory=list)
+    vjson: list[str | None] = field(default_factory=list)
     versions: list[list[str | None]] = field(default_factory=list)
     occurred_at: list[str | None] = field(default_factory=list)
     completion: list[bool | None] = field(default_factory=list)
     # Rows validated one by one (rejections, mostly), in line order.
-    rows: list[ValidRow | RejectedRow] = field(default_factory=list)
+    rows: list[ValidRow | SupplementRow | RejectedRow] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -105,11 +121,57 @@ class _Checked:
         """A value per distinct raw value, as a column of the kept rows."""
         return pa.array(per_value, pa.string()).take(self.indices.filter(keep))
 
+    def json(self, keep: pa.Array) -> pa.Array:
+        """The stored values as JSON strings, a column of the kept rows."""
+        return self.spread([_json(s) for s in self.stored], keep)
+
 
 InstantFormat = Callable[[datetime], str]
 
 
-class ColumnarValidator:
+OneRow = ValidRow | SupplementRow | RejectedRow
+
+
+class _BlockValidator:
+    """A validator of blocks: clean lines column by column (``_columns``), the rest, and the
+    rows any of whose checked values fails, by the row validator ``_row`` (the contract)."""
+
+    def _row(self, record: Record) -> OneRow:
+        raise NotImplementedError
+
+    def _columns(self, block: Block, out: ValidatedBlock, slow: list[OneRow]) -> None:
+        raise NotImplementedError
+
+    def validate(self, block: Block) -> ValidatedBlock:
+        out = ValidatedBlock(block.count)
+        slow: list[OneRow] = []
+        if block.table is not None and block.table.num_rows:
+            self._columns(block, out, slow)
+        for record in block.records:
+            if isinstance(record, RecordError):
+                slow.append(reject_record_error(record))
+            else:
+                slow.append(self._row(record))
+        slow.sort(key=lambda r: r.line)
+        out.rows = slow
+        return out
+
+    def _failed(self, block: Block, checked: list[_Checked], slow: list[OneRow]) -> np.ndarray:
+        """Rows with a value that fails its column's check, validated one by one into ``slow``;
+        returns which rows they are."""
+        table = block.table
+        assert table is not None
+        failed = np.zeros(table.num_rows, dtype=bool)
+        for column in checked:
+            if not column.ok.all():
+                failed |= column.failed_rows()
+        for i in np.flatnonzero(failed).tolist():
+            cells = [table.column(j)[i].as_py() for j in range(table.num_columns)]
+            slow.append(self._row(Record(int(block.lines[i]), cells)))
+        return failed
+
+
+class ColumnarValidator(_BlockValidator):
     """``RowValidator``'s rules over the blocks of ``blocks.BlockReader``.
 
     ``instant``: how occurred_at is staged (the engine's text form of a UTC instant).
@@ -129,50 +191,24 @@ class ColumnarValidator:
         self._completion_slot = v._completion_idx
         self._completion_values = v._completion_values
 
-    def validate(self, block: Block) -> ValidatedBlock:
-        out = ValidatedBlock(block.count)
-        slow: list[ValidRow | RejectedRow] = []
-        if block.table is not None and block.table.num_rows:
-            self._columns(block, out, slow)
-        for record in block.records:
-            slow.append(self._one(record))
-        slow.sort(key=lambda r: r.line)
-        out.rows = slow
-        return out
-
-    def _one(self, record: Record | RecordError) -> ValidRow | RejectedRow:
-        if isinstance(record, RecordError):
-            return reject_record_error(record)
+    def _row(self, record: Record) -> OneRow:
         return self.v.validate(record)
 
-    def _columns(
-        self, block: Block, out: ValidatedBlock, slow: list[ValidRow | RejectedRow]
-    ) -> None:
+    def _columns(self, block: Block, out: ValidatedBlock, slow: list[OneRow]) -> None:
         v, table = self.v, block.table
         assert table is not None
         checked = [_Checked(_column(table, c.position), c) for c in v._columns]
-        extras = [_Checked(_column(table, index), None) for _, index in v._extras]
-        failed = np.zeros(table.num_rows, dtype=bool)
-        for column in checked:
-            if not column.ok.all():
-                failed |= column.failed_rows()
-        for i in np.flatnonzero(failed).tolist():
-            cells = [table.column(j)[i].as_py() for j in range(table.num_columns)]
-            slow.append(v.validate(Record(int(block.lines[i]), cells)))
+        failed = self._failed(block, checked, slow)
         if failed.all():
             return
+        extras = [_Checked(_column(table, index), None) for _, index in v._extras]
         keep = pa.array(~failed)
         n_rows = len(failed) - int(failed.sum())
         data = [checked[i] for _, i in v._data_slots] + extras
         # Each column's JSON once: the key reuses the stored JSON's pieces.
-        json_of = {id(c): c.spread([_json(s) for s in c.stored], keep) for c in data}
+        json_of = {id(c): c.json(keep) for c in data}
         pieces = [json_of[id(c)] for c in data]
-        compact = [
-            ("{" if n == 0 else ",") + _json(name) + ":" for n, name in enumerate(self._names)
-        ]
-        row_data = _join(
-            [x for pair in zip(compact, pieces, strict=True) for x in pair], "}", n_rows
-        )
+        row_data = _object(self._names, pieces, n_rows)
         if self._completion_slot is None:
             completion = None
             completion_json: pa.Array | str = "null"
@@ -181,22 +217,16 @@ class ColumnarValidator:
             done = [s in self._completion_values for s in column.stored]
             completion = pa.array(done, pa.bool_()).take(column.indices.filter(keep))
             completion_json = pc.if_else(completion, "true", "false")
-        hashed: list[pa.Array | str] = ["[{"]
-        for n, i in enumerate(self._sorted):
-            hashed += [("" if n == 0 else ",") + _json(self._names[i]) + ":", pieces[i]]
-        hashed += ["},", completion_json, "]"]
-        hash_input = _join(hashed[:-1], "]", n_rows)
-        key_parts: list[pa.Array | str] = ["["]
-        for n, slot in enumerate(self._key_slots):
-            key_parts.append("" if n == 0 else ",")
+        key_pieces: list[pa.Array | str] = []
+        for slot in self._key_slots:
             if slot is None:
-                key_parts.append('""')
+                key_pieces.append('""')
             else:
                 c = checked[slot]
                 piece = json_of.get(id(c))
                 if piece is None:  # a key column that is also the completion column
-                    piece = c.spread([_json(s) for s in c.stored], keep)
-                key_parts.append(piece)
+                    piece = c.json(keep)
+                key_pieces.append(piece)
         versions = [
             None if slot is None else checked[slot].spread(checked[slot].numbers, keep)
             for slot in self._version_slots
@@ -212,9 +242,9 @@ class ColumnarValidator:
             for slot in self._occurred_slots
         ]
         out.lines = block.lines[~failed]
-        out.row_key = _join(key_parts, "]", n_rows).to_pylist()
+        out.row_key = _array(key_pieces, n_rows)
         out.row_data = row_data.to_pylist()
-        out.data_hash = [_sha256(b).hexdigest() for b in hash_input.cast(pa.binary()).to_pylist()]
+        out.data_hash = _hashes(self._names, self._sorted, pieces, completion_json, n_rows)
         out.vjson = _join(vjson, "]", n_rows).to_pylist()
         out.versions = [
             [None] * n_rows if version is None else version.to_pylist() for version in versions
@@ -226,6 +256,100 @@ class ColumnarValidator:
         else:
             out.occurred_at = pc.coalesce(*occurred).to_pylist()
         out.completion = [None] * n_rows if completion is None else completion.to_pylist()
+
+
+class AppearanceColumns(_BlockValidator):
+    """``AppearanceValidator``'s rules over the blocks of ``blocks.BlockReader``: the key
+    columns checked per distinct value, the extras kept stripped, the status looked up once
+    per distinct code."""
+
+    def __init__(self, validator: AppearanceValidator) -> None:
+        self.v = validator
+        names = [text for text, _ in validator._extras]
+        self._names = names
+        self._sorted = sorted(range(len(names)), key=lambda i: names[i])
+
+    def _row(self, record: Record) -> OneRow:
+        return self.v.validate(record)
+
+    def _columns(self, block: Block, out: ValidatedBlock, slow: list[OneRow]) -> None:
+        v, table = self.v, block.table
+        assert table is not None
+        keys = [_Checked(_column(table, c.position), c) for c in v._key_columns]
+        failed = self._failed(block, keys, slow)
+        if failed.all():
+            return
+        keep = pa.array(~failed)
+        n_rows = len(failed) - int(failed.sum())
+        pieces = [_Checked(_column(table, index), None).json(keep) for _, index in v._extras]
+        if v._status is None:
+            completion = None
+            completion_json: pa.Array | str = "null"
+        else:
+            status = _Checked(_column(table, v._status), None)
+            done = [code.upper() in v._completed for code in status.stored]
+            completion = pa.array(done, pa.bool_()).take(status.indices.filter(keep))
+            completion_json = pc.if_else(completion, "true", "false")
+        n = n_rows
+        out.lines = block.lines[~failed]
+        out.row_key = _array([k.json(keep) for k in keys], n)
+        out.row_data = _object(self._names, pieces, n).to_pylist()
+        out.data_hash = _hashes(self._names, self._sorted, pieces, completion_json, n)
+        out.vjson = [None] * n
+        out.occurred_at = [None] * n
+        out.completion = [None] * n if completion is None else completion.to_pylist()
+
+
+def _object(names: list[str], pieces: list[pa.Array], rows: int) -> pa.Array:
+    """Compact JSON objects ``{name: piece, ...}`` (``pieces``: JSON values), ``rows`` long."""
+    parts: list[pa.Array | str] = ["{"]
+    for n, (name, piece) in enumerate(zip(names, pieces, strict=True)):
+        parts += [("" if n == 0 else ",") + _json(name) + ":", piece]
+    return _join(parts, "}", rows)
+
+
+def _array(pieces: list[pa.Array | str], rows: int) -> list[str]:
+    """Compact JSON arrays of the JSON values ``pieces`` (``validate.canonical_key``)."""
+    parts: list[pa.Array | str] = ["["]
+    for n, piece in enumerate(pieces):
+        parts += ["" if n == 0 else ",", piece]
+    keys: list[str] = _join(parts, "]", rows).to_pylist()
+    return keys
+
+
+def _hashes(
+    names: list[str],
+    order: list[int],
+    pieces: list[pa.Array],
+    completion: pa.Array | str,
+    rows: int,
+) -> list[str]:
+    """``validate.row_hash`` of each row: sha256 of ``[{sorted data}, completion]``."""
+    parts: list[pa.Array | str] = ["[{"]
+    for n, i in enumerate(order):
+        parts += [("" if n == 0 else ",") + _json(names[i]) + ":", pieces[i]]
+    parts += ["},", completion]
+    joined = _join(parts, "]", rows)
+    return [_sha256(b).hexdigest() for b in joined.cast(pa.binary()).to_pylist()]
+
+
+def appearance_blocks(
+    path: Path,
+    codec: str,
+    schema: DashboardSchema,
+    mapping: AppearanceMapping,
+    *,
+    file_name: str,
+    rows: int,
+) -> Iterator[ValidatedBlock]:
+    """An appearance file read and validated ``rows`` lines at a time (``HEADER_MISMATCH`` as
+    :func:`validated_blocks`)."""
+
+    def validator(header: Record) -> _BlockValidator:
+        mapped = map_appearance_header(header, schema, mapping, file_name)
+        return AppearanceColumns(AppearanceValidator(schema, mapping, mapped))
+
+    return _validated(path, codec, schema, file_name, rows, validator)
 
 
 def validated_blocks(
@@ -243,7 +367,23 @@ def validated_blocks(
     A header that is not one (or lacks a key or required column) raises ``HEADER_MISMATCH``
     naming ``file_name``, before any block.
     """
-    validator: ColumnarValidator | None = None
+
+    def validator(header: Record) -> _BlockValidator:
+        mapped = map_header(header, schema, file_name)
+        return ColumnarValidator(RowValidator(schema, mapped, tz), instant)
+
+    return _validated(path, codec, schema, file_name, rows, validator)
+
+
+def _validated(
+    path: Path,
+    codec: str,
+    schema: DashboardSchema,
+    file_name: str,
+    rows: int,
+    validator_for: Callable[[Record], _BlockValidator],
+) -> Iterator[ValidatedBlock]:
+    validator: _BlockValidator | None = None
     for item in BlockReader(path, codec, max_field_chars_for(schema), rows).read():
         if isinstance(item, Block):
             assert validator is not None  # the reader yields the header first
@@ -251,8 +391,7 @@ def validated_blocks(
         elif isinstance(item, RecordError):
             raise RunError("HEADER_MISMATCH", f"{file_name}: {item.message}")
         else:
-            header = map_header(item, schema, file_name)
-            validator = ColumnarValidator(RowValidator(schema, header, tz), instant)
+            validator = validator_for(item)
 
 
 def _join(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:

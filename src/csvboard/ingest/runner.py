@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,22 +49,10 @@ from csvboard.ingest.apply import (
     refresh_statistics,
     rows_marker,
 )
-from csvboard.ingest.batches import validated_blocks
-from csvboard.ingest.decode import detect_encoding, open_text
+from csvboard.ingest.batches import ValidatedBlock, appearance_blocks, validated_blocks
+from csvboard.ingest.decode import detect_encoding
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.failpoints import failpoint
-from csvboard.ingest.parse import (
-    Record,
-    RecordError,
-    iter_records,
-    map_appearance_header,
-    max_field_chars_for,
-)
-from csvboard.ingest.validate import (
-    AppearanceValidator,
-    RejectedRow,
-    reject_record_error,
-)
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
@@ -475,51 +463,6 @@ class RunExecutor:
             self.on_progress(counts)
         return RunOutcome(self.run_id, to, counts, code, message, summary)
 
-    def _stage_appearance(
-        self,
-        conn: Any,
-        stage: Stage,
-        source: IngestionRunSource,
-        feed: CsvDashboardFeed,
-        schema: DashboardSchema,
-    ) -> None:
-        """Parse and validate one appearance (status) file into ``stage``, record by record."""
-        path, codec = self._source_path(source, schema)
-        validator: AppearanceValidator | None = None
-        stage.begin_source(source.id, feed.id)
-        conn.begin()
-        with open_text(path, codec) as stream:
-            for record in iter_records(stream, max_field_chars_for(schema)):
-                if validator is None:
-                    if isinstance(record, RecordError):
-                        raise RunError("HEADER_MISMATCH", f"{source.file_name}: {record.message}")
-                    mapping = mapping_of(feed)
-                    validator = AppearanceValidator(
-                        schema,
-                        mapping,
-                        map_appearance_header(record, schema, mapping, source.file_name),
-                    )
-                    continue
-                self.tally.target += 1
-                result = (
-                    validator.validate(record)
-                    if isinstance(record, Record)
-                    else reject_record_error(record)
-                )
-                if isinstance(result, RejectedRow):
-                    self.tally.failed += 1
-                    stage.add_rejected(result)
-                else:
-                    stage.add_supplement(result)
-                if self.tally.target % BATCH_ROWS == 0:
-                    stage.flush()
-                    conn.commit()
-                    failpoint("stage")  # a batch in the staging table
-                    self._checkpoint()
-                    conn.begin()
-        stage.flush()
-        conn.commit()
-
     def _source_path(self, source: IngestionRunSource, schema: DashboardSchema) -> tuple[Path, str]:
         """The stored copy of ``source`` and its codec (recorded on the source)."""
         if not source.stored_path or not Path(source.stored_path).is_file():
@@ -539,16 +482,41 @@ class RunExecutor:
         feed: CsvDashboardFeed,
         schema: DashboardSchema,
     ) -> None:
-        """Read, validate and stage one official file a block of ``BATCH_ROWS`` lines at a time."""
         path, codec = self._source_path(source, schema)
         instant: Callable[[datetime], str] = (
             _sqlite_text if conn.dialect.name == "sqlite" else datetime.isoformat
         )
-        stage.begin_source(source.id, feed.id)
-        for block in validated_blocks(
+        blocks = validated_blocks(
             path, codec, schema, file_name=source.file_name, tz=self.settings.timezone,
             instant=instant, rows=BATCH_ROWS,
-        ):  # fmt: skip
+        )  # fmt: skip
+        self._stage_blocks(conn, stage, source, feed, blocks)
+
+    def _stage_appearance(
+        self,
+        conn: Any,
+        stage: Stage,
+        source: IngestionRunSource,
+        feed: CsvDashboardFeed,
+        schema: DashboardSchema,
+    ) -> None:
+        path, codec = self._source_path(source, schema)
+        blocks = appearance_blocks(
+            path, codec, schema, mapping_of(feed), file_name=source.file_name, rows=BATCH_ROWS
+        )
+        self._stage_blocks(conn, stage, source, feed, blocks)
+
+    def _stage_blocks(
+        self,
+        conn: Any,
+        stage: Stage,
+        source: IngestionRunSource,
+        feed: CsvDashboardFeed,
+        blocks: Iterator[ValidatedBlock],
+    ) -> None:
+        """Stage one file's validated blocks (of ``BATCH_ROWS`` lines), a commit each."""
+        stage.begin_source(source.id, feed.id)
+        for block in blocks:
             before = self.tally.target
             self.tally.target += block.count
             self.tally.failed += block.rejected
