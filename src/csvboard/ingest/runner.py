@@ -333,6 +333,8 @@ class RunExecutor:
             stale = early.match_and_classify(official, schema.version_columns)
             if merge_ctx.snapshot:
                 early.stage_absent(official)
+            if schema.completion_column:
+                early.flag_completion_writes(official, (NEW, UPDATED, UNCHANGED))
             official.index_outcomes()
             conn.commit()
             prematched = (marker, stale)
@@ -370,7 +372,9 @@ class RunExecutor:
                 merge.classify_unmatched(official)
             merge.upsert_rows(official)
             if schema.completion_column:
-                merge.set_external_completion(official, (NEW, UPDATED, UNCHANGED))
+                merge.set_external_completion(
+                    official, (NEW, UPDATED, UNCHANGED), flagged=prematched is not None
+                )
         if merge_ctx.snapshot and merge_ctx.dedup:
             if official.staged:
                 retired = merge.retire_absent(
