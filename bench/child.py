@@ -79,8 +79,8 @@ def op_csvboard(args: dict[str, Any]) -> Result:
     from csvboard.dashboards.service import get_dashboard
     from csvboard.db.engine import make_engine, write_session
     from csvboard.ingest.runner import execute_run
-    from csvboard.ingest.storage import store_file
     from csvboard.runs.service import start_upload_run
+    from csvboard.storage import store_file
 
     settings = _settings(args["url"], args["data_dir"])
     engine = make_engine(args["url"])
@@ -129,8 +129,8 @@ def op_worker(args: dict[str, Any]) -> Result:
     from the queueing to the run's end: the path a file takes in production."""
     from csvboard.dashboards.service import get_dashboard
     from csvboard.db.engine import make_engine, write_session
-    from csvboard.ingest.storage import store_file
     from csvboard.runs.service import start_upload_run
+    from csvboard.storage import store_file
     from csvboard.worker.worker import Worker
 
     settings = _settings(args["url"], args["data_dir"])

@@ -25,10 +25,10 @@ from csvboard.dashboards.models import CsvDashboard
 from csvboard.dashboards.service import create_dashboard
 from csvboard.db.engine import make_engine, read_session, write_session
 from csvboard.ingest.runner import RunOutcome, execute_run
-from csvboard.ingest.storage import store_file
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import error_summary, start_upload_run
 from csvboard.settings import Settings
+from csvboard.storage import store_file
 
 SCHEDULE_HEADER = (
     "ProductNo,FSEIBAN,FHINCD,FHINMEI,FSIGENCD,FSIGENMEI,FSIGENSHOYORYO,FKOJUN,progress,更新日時"

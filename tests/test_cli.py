@@ -166,9 +166,8 @@ def test_tokens_create_prints_the_token_last_and_stores_only_a_hash(
 ) -> None:
     from sqlalchemy import select
 
-    from csvboard.auth import hash_token
+    from csvboard.auth import ApiToken, hash_token
     from csvboard.db.engine import make_engine, read_session
-    from csvboard.runs.models import ApiToken
 
     result = cli("tokens", "create", "kiosk-1", "--role", "operator")
     token = result.stdout.strip().splitlines()[-1]

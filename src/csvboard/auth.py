@@ -15,11 +15,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CheckConstraint, String, Uuid, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from csvboard.db.base import NOW, Base, UTCDateTime
 from csvboard.errors import Conflict, NotFound
-from csvboard.runs.models import ApiToken
+
+
+class ApiToken(Base):
+    """An API token: its name, role and the SHA-256 of the token (never the token)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role"),)
+
 
 TOKEN_PREFIX = "csvb_"
 

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import select
 
 from csvboard import auth
-from csvboard.ingest.storage import safe_display_name, store_stream
 from csvboard.observability import configure_logging
 from csvboard.runs.models import IngestionRunSource
+from csvboard.storage import safe_display_name, store_stream
 from support import SCHEDULE_HEADER, Api, schedule_line
 
 RUNS = "/api/v1/ops/ingestion/runs"

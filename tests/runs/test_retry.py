@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 
 from csvboard.dashboards.models import CsvDashboard
 from csvboard.errors import Conflict, CsvboardError, InvalidRequest, NotFound
-from csvboard.ingest.storage import store_file
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.service import (
@@ -29,6 +28,7 @@ from csvboard.runs.service import (
     start_upload_run,
 )
 from csvboard.runs.vocabulary import RunStatus
+from csvboard.storage import store_file
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 # A production-schedule export without its 製番 (FSEIBAN) column: the run fails HEADER_MISMATCH.

@@ -20,9 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from csvboard.db.base import Base, JSONDocument, UTCDateTime
+from csvboard.db.base import NOW, Base, JSONDocument, UTCDateTime
 
-NOW = text("CURRENT_TIMESTAMP")
 SLUG_CHECK = "length(slug) BETWEEN 1 AND 64 AND slug NOT LIKE '%/%' AND slug NOT LIKE '% %'"
 
 

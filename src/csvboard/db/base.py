@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, MetaData, Text, TypeDecorator, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -19,6 +19,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The database's own clock as a column default (server_default).
+NOW = text("CURRENT_TIMESTAMP")
 
 
 class Base(DeclarativeBase):

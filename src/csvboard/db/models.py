@@ -1,5 +1,6 @@
 """Import every domain's models so ``Base.metadata`` holds the whole schema (Alembic, tests)."""
 
+from csvboard import auth as auth_models
 from csvboard.dashboards import models as dashboards_models
 from csvboard.db.base import Base
 from csvboard.runs import models as runs_models
@@ -8,4 +9,11 @@ from csvboard.worker import models as worker_models
 
 metadata = Base.metadata
 
-__all__ = ["dashboards_models", "metadata", "runs_models", "schedule_models", "worker_models"]
+__all__ = [
+    "auth_models",
+    "dashboards_models",
+    "metadata",
+    "runs_models",
+    "schedule_models",
+    "worker_models",
+]

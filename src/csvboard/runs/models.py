@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from csvboard.db.base import Base, JSONDocument, TextArray, UTCDateTime
+from csvboard.db.base import NOW, Base, JSONDocument, TextArray, UTCDateTime
 from csvboard.runs.vocabulary import (
     EventStatus,
     ItemStatus,
@@ -39,7 +39,6 @@ from csvboard.runs.vocabulary import (
     sql_in,
 )
 
-NOW = text("CURRENT_TIMESTAMP")
 COUNT_COLUMNS = (
     "target_count",
     "processed_count",
@@ -228,16 +227,3 @@ class IngestionRunLease(Base):
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=false(), default=False
     )
-
-
-class ApiToken(Base):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    role: Mapped[str] = mapped_column(String(16), nullable=False)
-    token_hash: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-    __table_args__ = (CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role"),)

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.ingest.storage import StoredFile
 from csvboard.runs import lifecycle
 from csvboard.runs.models import (
     IngestionEvent,
@@ -34,6 +33,7 @@ from csvboard.runs.vocabulary import (
     RunStatus,
     TargetType,
 )
+from csvboard.storage import StoredFile
 
 MAX_RETRIES_PER_ORIGINAL = 3
 MAX_PAGE = 200

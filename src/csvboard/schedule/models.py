@@ -22,13 +22,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from csvboard.db.base import Base, UTCDateTime
+from csvboard.db.base import NOW, Base, UTCDateTime
 
-NOW = text("CURRENT_TIMESTAMP")
 MAX_NOTE_LENGTH = 100
 MAX_ORDER_NUMBER = 10
 

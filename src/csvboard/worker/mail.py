@@ -65,12 +65,12 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session, write_session
-from csvboard.ingest.storage import StoredFile, store_stream
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, create_run, error_summary
 from csvboard.runs.vocabulary import EventStatus, RunKind, RunMode, RunStatus
 from csvboard.settings import Settings
+from csvboard.storage import StoredFile, store_stream
 from csvboard.worker.models import MailMessage
 
 log = structlog.get_logger("csvboard.mail")

@@ -21,13 +21,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from csvboard.db.base import Base, UTCDateTime
-
-NOW = text("CURRENT_TIMESTAMP")
+from csvboard.db.base import NOW, Base, UTCDateTime
 
 
 class CsvDashboardFeedState(Base):

@@ -61,12 +61,12 @@ from sqlalchemy.pool import NullPool
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
-from csvboard.ingest.storage import StoredFile, store_stream
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, active_identical_run, create_run, error_summary
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus
 from csvboard.settings import Settings
+from csvboard.storage import StoredFile, store_stream
 from csvboard.worker.mail import MailPoller
 from csvboard.worker.models import CsvDashboardFeedState
 

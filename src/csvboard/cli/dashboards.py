@@ -1,0 +1,118 @@
+"""``csvboard dashboards``: create, list and purge dashboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from csvboard.cli._common import (
+    JsonFlag,
+    _engine,
+    _print_json,
+    _read,
+    _settings,
+    _write,
+    out,
+)
+
+dashboards_app = typer.Typer(help="CSV dashboards.", no_args_is_help=True)
+
+
+class Mode(StrEnum):
+    """``dashboards.columns.IngestMode`` as a choice."""
+
+    DEDUP = "DEDUP"
+    APPEND = "APPEND"
+
+
+def _dashboard_doc(dashboard: Any) -> dict[str, Any]:
+    return {
+        "id": str(dashboard.id),
+        "slug": dashboard.slug,
+        "name": dashboard.name,
+        "kind": dashboard.kind,
+        "ingest_mode": dashboard.ingest_mode,
+        "encoding": dashboard.encoding,
+        "key_columns": dashboard.key_columns,
+        "version_columns": dashboard.version_columns,
+        "columns": [c["name"] for c in dashboard.columns],
+        "created_at": dashboard.created_at.isoformat(),
+    }
+
+
+@dashboards_app.command("create")
+def dashboards_create(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Column preset: production-schedule.")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="DEDUP (upsert by key) or APPEND.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a dashboard (with its upload feeds)."""
+    from csvboard.dashboards.service import create_dashboard
+
+    engine = _engine(_settings())
+    with _write(engine) as session:
+        dashboard = create_dashboard(
+            session, slug, name=name, preset=preset, mode=mode.value if mode else None
+        )
+        doc = _dashboard_doc(dashboard)
+    if as_json:
+        _print_json(doc)
+    else:
+        out.print(
+            f"created dashboard [bold]{doc['slug']}[/bold] ({doc['kind']}, {doc['ingest_mode']})"
+        )
+
+
+@dashboards_app.command("list")
+def dashboards_list(as_json: JsonFlag = False) -> None:
+    """List dashboards."""
+    from csvboard.dashboards.service import list_dashboards
+
+    engine = _engine(_settings())
+    with _read(engine) as session:
+        docs = [_dashboard_doc(d) for d in list_dashboards(session)]
+    if as_json:
+        _print_json(docs)
+        return
+    table = Table("slug", "name", "kind", "mode", "key columns")
+    for d in docs:
+        table.add_row(
+            d["slug"], d["name"], d["kind"], d["ingest_mode"], ", ".join(d["key_columns"])
+        )
+    out.print(table)
+
+
+@dashboards_app.command("purge")
+def dashboards_purge(
+    slug: str,
+    retired_before: Annotated[
+        datetime, typer.Option(help="Delete rows retired before this date (YYYY-MM-DD).")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Only report what would go.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete rows retired before a date; their operator data goes with them (reported)."""
+    from csvboard.dashboards.service import get_dashboard, purge_retired
+
+    settings = _settings()
+    cutoff = retired_before
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=settings.timezone)
+    engine = _engine(settings)
+    with _write(engine) as session:
+        report = purge_retired(session, get_dashboard(session, slug), cutoff, dry_run=dry_run)
+    doc = {"rows": report.rows, "operator_records": report.operator_records, "dry_run": dry_run}
+    if as_json:
+        _print_json(doc)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(f"{verb} {report.rows} retired row(s) of {slug}")
+    for table_name, n in report.operator_records.items():
+        if n:
+            out.print(f"  with {n} record(s) of {table_name}")
