@@ -14,11 +14,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.service import purge_retired
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest.runner import RunOutcome
-from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from support import Harness, schedule_csv, schedule_line
@@ -97,7 +97,7 @@ def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
         if not purged:  # the run matched P-1 to its retired row: 'updated' (revived)
             with harness.write() as s:
                 dashboard = s.get_one(CsvDashboard, board.id)
-                later = lifecycle.utcnow() + timedelta(days=1)
+                later = utcnow() + timedelta(days=1)
                 purged.append(purge_retired(s, dashboard, later).rows)
         return found
 

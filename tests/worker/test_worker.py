@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.ingest.runner import RunOutcome, execute_run
 from csvboard.runs import lifecycle
@@ -129,7 +130,7 @@ def backdate(h: Harness, run_id: uuid.UUID, seconds: float) -> None:
 
     (A heartbeat is never older than the run's start, so both move back together.)
     """
-    then = lifecycle.utcnow() - timedelta(seconds=seconds)
+    then = utcnow() - timedelta(seconds=seconds)
     with h.write() as session:
         session.execute(
             update(IngestionRun).where(IngestionRun.run_id == run_id).values(started_at=then)
@@ -187,7 +188,7 @@ def test_an_ended_earlier_run_no_longer_blocks_its_dashboard(harness: Harness) -
 def test_a_claimed_run_is_running_with_a_lease_of_this_worker(harness: Harness) -> None:
     board = harness.dashboard("board")
     run_id = harness.queue(board, small_file(harness, 20, seed=3))
-    before = lifecycle.utcnow()
+    before = utcnow()
 
     assert claim_next_run(harness.engine, "worker:test:1") == run_id
 
@@ -200,7 +201,7 @@ def test_a_claimed_run_is_running_with_a_lease_of_this_worker(harness: Harness) 
     assert lease["worker_id"] == "worker:test:1"
     assert lease["cancel_requested"] is False
     assert lease["heartbeat_at"] is not None
-    assert before <= aware(lease["heartbeat_at"]) <= lifecycle.utcnow()
+    assert before <= aware(lease["heartbeat_at"]) <= utcnow()
     started = [e for e in events_of(harness, run_id) if e["to_status"] == "running"]
     assert len(started) == 1
     assert started[0]["from_status"] == "queued"

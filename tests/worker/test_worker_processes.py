@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun, IngestionRunLease
@@ -546,7 +547,7 @@ def test_sigterm_fails_the_current_run_after_the_grace_and_exits(
         what="staging to start",
         diagnostics=lambda: worker.output()[-3000:],
     )
-    sent_at = lifecycle.utcnow()
+    sent_at = utcnow()
     worker.proc.send_signal(signal.SIGTERM)
     try:
         code = worker.proc.wait(30)

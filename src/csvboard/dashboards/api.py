@@ -9,9 +9,6 @@ paged list (viewer). Roles are enforced by the request middleware from each rout
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import unicodedata
 import uuid
@@ -28,7 +25,9 @@ from sqlalchemy.orm import Session
 from csvboard.api.deps import EngineDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
+from csvboard.clock import utcnow
 from csvboard.dashboards.columns import (
+    PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
     DashboardKind,
@@ -45,6 +44,7 @@ from csvboard.dashboards.service import (
     processing_types,
     schema_of,
 )
+from csvboard.db.cursor import CURSOR_PATTERN, bad_cursor, decode_cursor, encode_cursor
 from csvboard.db.engine import write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.worker.mail import MailConfigError, parse_options
@@ -52,8 +52,6 @@ from csvboard.worker.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 
-PRODUCTION_SCHEDULE = "production_schedule"
-CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"  # unpadded base64url; empty: the first page
 COMPLETED_MARK = "完了"
 MAX_ROWS_PAGE = 500
 DEFAULT_ROWS_PAGE = 100
@@ -253,10 +251,6 @@ class DashboardRowPage(BaseModel):
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _row_counts(session: Session, dashboard_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[int]]:
@@ -526,26 +520,19 @@ def _feed_exists(name: str) -> Conflict:
 
 
 def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.astimezone(UTC).isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([created_at.astimezone(UTC).isoformat(), str(row_id)])
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    bad = InvalidRequest("INVALID_CURSOR", "the cursor is not one this list returned")
+    at, row_id = decode_cursor(cursor, str, str)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not (isinstance(values, list) and len(values) == 2):
-            raise bad
-        at, row_id = values
-        if not (isinstance(at, str) and isinstance(row_id, str)):
-            raise bad
         created_at = datetime.fromisoformat(at)
-        if created_at.tzinfo is None:
-            raise bad
-        return created_at.astimezone(UTC), uuid.UUID(row_id)
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise bad from exc
+        parsed = uuid.UUID(row_id)
+    except ValueError as exc:
+        raise bad_cursor() from exc
+    if created_at.tzinfo is None:
+        raise bad_cursor()
+    return created_at.astimezone(UTC), parsed
 
 
 def _ascii_lower(value: str) -> str:
@@ -765,7 +752,7 @@ def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
             dashboard.ingest_mode = new_schema.ingest_mode
             changed = True
         if changed:
-            dashboard.updated_at = _now()
+            dashboard.updated_at = utcnow()
             session.flush()
         return _one_dashboard_out(session, dashboard)
 
@@ -818,7 +805,7 @@ def create_feed(slug: str, body: FeedCreate, engine: EngineDep) -> FeedOut:
         )
         if _name_taken(session, dashboard.id, body.name):
             raise _feed_exists(body.name)
-        now = _now()
+        now = utcnow()
         feed = CsvDashboardFeed(
             id=uuid.uuid4(),
             csv_dashboard_id=dashboard.id,
@@ -894,7 +881,7 @@ def update_feed(slug: str, feed_id: uuid.UUID, body: FeedUpdate, engine: EngineD
         if any(getattr(feed, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(feed, key, value)
-            feed.updated_at = _now()
+            feed.updated_at = utcnow()
             try:
                 session.flush()
             except IntegrityError:

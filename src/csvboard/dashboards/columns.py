@@ -16,6 +16,7 @@ ColumnType = Literal["text", "int", "decimal", "date", "datetime"]
 IngestMode = Literal["DEDUP", "APPEND"]
 Encoding = Literal["auto", "utf-8", "cp932"]
 DashboardKind = Literal["generic", "production_schedule"]
+PRODUCTION_SCHEDULE: DashboardKind = "production_schedule"
 
 DEFAULT_MAX_LENGTH = 10_000
 

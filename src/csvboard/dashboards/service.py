@@ -11,18 +11,18 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from csvboard.dashboards.columns import AppearanceMapping, ColumnDef, DashboardSchema
+from csvboard.clock import utcnow
+from csvboard.dashboards.columns import (
+    PRODUCTION_SCHEDULE,
+    AppearanceMapping,
+    ColumnDef,
+    DashboardSchema,
+)
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PRODUCTION_SCHEDULE_PRESET = "production-schedule"
-
-
-def _utcnow() -> datetime:
-    from csvboard.runs.lifecycle import utcnow
-
-    return utcnow()
 
 
 def schema_of(dashboard: CsvDashboard) -> DashboardSchema:
@@ -77,7 +77,7 @@ def create_dashboard(
         )
 
         schema = production_schedule_schema()
-        kind = "production_schedule"
+        kind = PRODUCTION_SCHEDULE
         options["processing_types"] = list(DEFAULT_PROCESSING_TYPES)
         status_mapping = AppearanceMapping(
             key_columns={c: c for c in schema.key_columns}, status_column="status"
@@ -103,7 +103,7 @@ def create_dashboard(
         completion_values=list(schema.completion_values),
         occurred_at_columns=list(schema.occurred_at_columns),
     )
-    now = _utcnow()
+    now = utcnow()
     dashboard = CsvDashboard(
         id=uuid.uuid4(),
         slug=slug,

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.columns import DashboardSchema
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import mapping_of, schema_of
@@ -138,7 +139,7 @@ class RunExecutor:
             session.execute(
                 update(IngestionRunLease)
                 .where(IngestionRunLease.run_id == self.run_id)
-                .values(heartbeat_at=lifecycle.utcnow())
+                .values(heartbeat_at=utcnow())
             )
             cancel = lifecycle.cancel_requested(session, self.run_id)
         if self.on_progress:
@@ -311,7 +312,7 @@ class RunExecutor:
             dashboard_id=dashboard.id,
             dedup=schema.ingest_mode == "DEDUP",
             snapshot=kind is RunKind.OFFICIAL_INGESTION,
-            now=lifecycle.utcnow(),
+            now=utcnow(),
         )
         duplicates = 0
         if merge_ctx.dedup:
@@ -555,7 +556,7 @@ def begin_execution(session: Session, run_id: uuid.UUID, worker_id: str) -> None
         to=RunStatus.RUNNING,
         message=f"started by {worker_id}",
     )
-    now = lifecycle.utcnow()
+    now = utcnow()
     updated = session.execute(
         update(IngestionRunLease)
         .where(IngestionRunLease.run_id == run_id)

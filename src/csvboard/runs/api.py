@@ -20,8 +20,10 @@ from starlette.datastructures import UploadFile
 from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Principal, Role
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import feeds_of, get_dashboard
+from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.runs import lifecycle
@@ -328,7 +330,7 @@ def _start_run(
         {k: fields[k] for k in ("dashboard", "run_kind", "trigger_mode", "target_types", "feeds")},
         stored,
     )
-    now = lifecycle.utcnow()
+    now = utcnow()
     with write_session(engine) as session:
         dashboard = get_dashboard(session, fields["dashboard"])
         existing = _idempotent_replay(session, principal, key, payload_hash, now)
@@ -384,11 +386,7 @@ def _claim_key(
 ) -> bool:
     """Insert the key unless it exists; on PostgreSQL a concurrent insert of the same key makes
     this wait for that transaction, then do nothing — so exactly one request creates the run."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = make(IdempotencyKey).values(
+    statement = upsert.insert(session, IdempotencyKey).values(
         key=key,
         principal=principal.name,
         endpoint=START_ENDPOINT,
@@ -494,11 +492,12 @@ def get_runs(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> RunPage:
-    from csvboard.runs.service import check_limit, decode_cursor
+    from csvboard.db.cursor import decode_cursor
+    from csvboard.runs.service import check_limit
 
     check_limit(limit)  # 400 before 404
     if cursor:
-        decode_cursor(cursor)
+        decode_cursor(cursor, str, str)
     dashboard_id = get_dashboard(session, dashboard).id if dashboard else None
     runs, next_cursor = list_runs(
         session,
@@ -553,11 +552,12 @@ def get_run_items(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> ItemPage:
-    from csvboard.runs.service import check_limit, decode_cursor
+    from csvboard.db.cursor import decode_cursor
+    from csvboard.runs.service import check_limit
 
     check_limit(limit)  # 400 before 404, as everywhere
     if cursor:
-        decode_cursor(cursor)
+        decode_cursor(cursor, int)
     rid = _existing_run_id(session, run_id)
     items, next_cursor = list_items(session, rid, status=status_, cursor=cursor, limit=limit)
     return ItemPage(
@@ -693,7 +693,7 @@ def get_health(engine: EngineDep, response: Response) -> Health:
         with read_session(engine) as session:
             session.execute(select(1))
             checks["database"] = "ok"
-            now = lifecycle.utcnow()
+            now = utcnow()
             oldest_queued = session.scalar(
                 select(func.min(IngestionRun.created_at)).where(
                     IngestionRun.status == RunStatus.QUEUED.value

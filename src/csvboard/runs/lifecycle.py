@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from csvboard.clock import utcnow
 from csvboard.errors import Conflict
 from csvboard.runs.models import IngestionEvent, IngestionRun, IngestionRunLease
 from csvboard.runs.vocabulary import TERMINAL_STATUSES, EventStatus, RunStatus
@@ -65,10 +66,6 @@ class RunCounts:
             "failed_count": self.failed,
             "unprocessed_count": self.unprocessed,
         }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _event_status(to: RunStatus) -> EventStatus:

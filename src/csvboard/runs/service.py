@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,7 +12,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.db.cursor import bad_cursor, decode_cursor, encode_cursor
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.runs import lifecycle
 from csvboard.runs.models import (
@@ -98,7 +98,7 @@ def create_run(
             raise InvalidRequest(
                 "INVALID_TARGET", f"feed {src.feed.name} has role {src.feed.role}, not in targets"
             )
-    now = lifecycle.utcnow()
+    now = utcnow()
     run = IngestionRun(
         run_id=uuid.uuid4(),
         run_kind=kind.value,
@@ -349,21 +349,6 @@ def run_detail(session: Session, run_id: uuid.UUID | str) -> dict[str, Any]:
     return doc
 
 
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list):
-            raise ValueError
-        return values
-    except ValueError:
-        raise InvalidRequest("INVALID_CURSOR", "the cursor is not one this server issued") from None
-
-
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest("INVALID_LIMIT", f"limit must be between 1 and {MAX_PAGE}")
@@ -398,12 +383,12 @@ def list_runs(
             )
         )
     if cursor:
+        created_raw, rid_raw = decode_cursor(cursor, str, str)
         try:
-            created_raw, rid_raw = decode_cursor(cursor)
             created = datetime.fromisoformat(created_raw)
             rid = uuid.UUID(rid_raw)
-        except (TypeError, ValueError):
-            raise InvalidRequest("INVALID_CURSOR", "the cursor is malformed") from None
+        except ValueError:
+            raise bad_cursor() from None
         query = query.where(
             or_(
                 IngestionRun.created_at < created,
@@ -421,7 +406,7 @@ def list_runs(
     if len(runs) > limit:
         runs = runs[:limit]
         last = runs[-1]
-        next_cursor = _encode_cursor([last.created_at.isoformat(), str(last.run_id)])
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.run_id)])
     return runs, next_cursor
 
 
@@ -440,16 +425,13 @@ def list_items(
     if status:
         query = query.where(IngestionItem.status == status)
     if cursor:
-        values = decode_cursor(cursor)
-        after = values[0] if len(values) == 1 else None
-        if not isinstance(after, int):
-            raise InvalidRequest("INVALID_CURSOR", "the cursor is malformed")
+        (after,) = decode_cursor(cursor, int)
         query = query.where(IngestionItem.id > after)
     items = list(session.scalars(query.order_by(IngestionItem.id).limit(limit + 1)))
     next_cursor = None
     if len(items) > limit:
         items = items[:limit]
-        next_cursor = _encode_cursor([items[-1].id])
+        next_cursor = encode_cursor([items[-1].id])
     return items, next_cursor
 
 

@@ -28,8 +28,10 @@ from sqlalchemy.orm import Session
 from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
+from csvboard.dashboards.columns import PRODUCTION_SCHEDULE
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.service import get_dashboard
+from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.schedule import board, seibans, service
@@ -37,8 +39,6 @@ from csvboard.schedule.models import MAX_NOTE_LENGTH, MAX_ORDER_NUMBER, MAX_REGI
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
 
-PRODUCTION_SCHEDULE = "production_schedule"
-CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"  # unpadded base64url; empty: the first page
 DEFAULT_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 400
 

@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, exists, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.db import upsert
 from csvboard.errors import InvalidRequest, PreconditionFailed, PreconditionRequired
 from csvboard.schedule.models import (
     MAX_REGISTERED_SEIBANS,
@@ -143,9 +142,8 @@ def replace(
     actor = _actor(by)
     if expected == 0:
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
-        pg = session.get_bind().dialect.name == "postgresql"
         created = session.execute(
-            (pg_insert if pg else sqlite_insert)(_LIST_TABLE)
+            upsert.insert(session, _LIST_TABLE)
             .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor, updated_at=now)
             .on_conflict_do_nothing(index_elements=["csv_dashboard_id"])
             .returning(_LIST_TABLE.c.version)

@@ -24,12 +24,9 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import heapq
 import itertools
-import json
 import re
 import unicodedata
 import uuid
@@ -59,13 +56,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
+from csvboard.clock import utcnow
+from csvboard.dashboards.columns import PRODUCTION_SCHEDULE
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.presets import MACHINE_PART_PREFIXES
 from csvboard.dashboards.service import processing_types
+from csvboard.db import upsert
+from csvboard.db.cursor import bad_cursor, decode_cursor, encode_cursor
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.schedule.models import (
     MAX_NOTE_LENGTH,
@@ -81,7 +80,6 @@ from csvboard.schedule.models import (
 CompletionFilter = Literal["all", "complete", "incomplete"]
 CompletionIntent = Literal["complete", "incomplete"]
 
-PRODUCTION_SCHEDULE = "production_schedule"
 COMPLETED_MARK = "完了"
 MAX_SEARCH_TOKENS = 8
 SEIBAN_LENGTH = 8
@@ -104,10 +102,6 @@ _Due = ProductionScheduleRowDueDate
 _Processing = ProductionScheduleRowProcessing
 _Order = ProductionScheduleRowOrder
 _R = CsvDashboardRow
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _actor(by: str | None) -> str | None:
@@ -429,35 +423,16 @@ def _sort_values(row: Row[Any]) -> tuple[str, str, int, str, uuid.UUID]:
 
 
 def _encode_cursor(row: Row[Any]) -> str:
-    *keys, row_id = _sort_values(row)
-    values = [*keys, str(row_id)]
-    raw = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    seiban, product_no, kojun, hincd, row_id = _sort_values(row)
+    return encode_cursor([seiban, product_no, kojun, hincd, str(row_id)])
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str, int, str, uuid.UUID]:
-    bad = InvalidRequest("INVALID_CURSOR", "the cursor is not one this list returned")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise bad from exc
-    if not isinstance(values, list) or len(values) != 5:
-        raise bad
-    seiban, product_no, kojun, hincd, row_id = values
-    if not (
-        isinstance(seiban, str)
-        and isinstance(product_no, str)
-        and isinstance(kojun, int)
-        and not isinstance(kojun, bool)
-        and isinstance(hincd, str)
-        and isinstance(row_id, str)
-    ):
-        raise bad
+    seiban, product_no, kojun, hincd, row_id = decode_cursor(cursor, str, str, int, str, str)
     try:
         parsed_id = uuid.UUID(row_id)
     except ValueError as exc:
-        raise bad from exc
+        raise bad_cursor() from exc
     return seiban, product_no, kojun, hincd, parsed_id
 
 
@@ -820,12 +795,10 @@ def _upsert(
         "csv_dashboard_row_id": target.id,
         "csv_dashboard_id": target.dashboard_id,
         "updated_by": _actor(by),
-        "updated_at": _utcnow(),
+        "updated_at": utcnow(),
         **values,
     }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model).values(**payload)
+    stmt = upsert.insert(session, model).values(**payload)
     changed = or_(*(getattr(model, k).is_distinct_from(stmt.excluded[k]) for k in values))
     stmt = stmt.on_conflict_do_update(
         index_elements=[model.csv_dashboard_row_id],
@@ -886,7 +859,7 @@ def _release_order(session: Session, target: _Target, by: str | None) -> None:
         )
         .order_by(_Order.order_number)
     ).all()
-    now = _utcnow()
+    now = utcnow()
     for row_id, number in behind:
         session.execute(
             update(_Order)

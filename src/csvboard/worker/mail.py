@@ -60,10 +60,11 @@ from typing import Any, Literal, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
@@ -618,7 +619,7 @@ class MailPoller:
         event: tuple[str, EventStatus, str] | None,
     ) -> bool:
         """Compare-and-set a claim's state; the run's event is written only by the winner."""
-        now = lifecycle.utcnow()
+        now = utcnow()
         with write_session(self.engine) as session:
             result = session.execute(
                 update(MailMessage)
@@ -788,11 +789,9 @@ class MailPoller:
         PostgreSQL: a concurrent insert of the same key waits for the first transaction and
         then gets no row back (``RETURNING`` decides, not ``rowcount``).
         """
-        dialect = session.get_bind().dialect.name
-        insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        now = lifecycle.utcnow()
+        now = utcnow()
         table = MailMessage.__table__
-        stmt = insert_fn(MailMessage).values(
+        claim = upsert.insert(session, MailMessage).values(
             id=uuid.uuid4(),
             feed_id=feed.id,
             message_id=key,
@@ -805,15 +804,15 @@ class MailPoller:
             attempts=1,
             claimed_at=now,
         )
-        stmt = stmt.on_conflict_do_update(
+        stmt = claim.on_conflict_do_update(
             index_elements=["feed_id", "message_id"],
             set_={
-                "state": stmt.excluded.state,
-                "uidvalidity": stmt.excluded.uidvalidity,
-                "uid": stmt.excluded.uid,
-                "reason": stmt.excluded.reason,
+                "state": claim.excluded.state,
+                "uidvalidity": claim.excluded.uidvalidity,
+                "uid": claim.excluded.uid,
+                "reason": claim.excluded.reason,
                 "attempts": table.c.attempts + 1,
-                "claimed_at": stmt.excluded.claimed_at,
+                "claimed_at": claim.excluded.claimed_at,
                 "run_id": None,
                 "settled_at": None,
             },
@@ -859,7 +858,7 @@ class MailPoller:
                     MailMessage.message_id == key,
                     MailMessage.state == "rejecting",
                 )
-                .values(state="rejected", settled_at=lifecycle.utcnow())
+                .values(state="rejected", settled_at=utcnow())
             )
         result.rejections.append(f"message {key} from {header.sender or '?'}: {reason}")
         log.info("mail_rejected", feed=feed.name, message_id=key, reason=reason)

@@ -53,15 +53,15 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from croniter import croniter  # type: ignore[import-untyped]
 from sqlalchemy import Connection, Engine, create_engine, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
-from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, active_identical_run, create_run, error_summary
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus
@@ -581,7 +581,7 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> TickReport:
         """One pass: (re)gain leadership; if leader, fire due cron feeds, take dropped files,
         and settle processed files. ``now`` (aware) drives cron only; file ages use the clock."""
-        now = now or lifecycle.utcnow()
+        now = now or utcnow()
         if now.tzinfo is None:
             raise ValueError("tick(now) needs an aware datetime")
         was_leader = self._is_leader
@@ -952,9 +952,7 @@ class Scheduler:
     # -- feed state --
 
     def _upsert(self, session: Session, values: dict[str, Any], update_keys: list[str]) -> None:
-        dialect = session.get_bind().dialect.name
-        insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert_fn(CsvDashboardFeedState).values(**values)
+        stmt = upsert.insert(session, CsvDashboardFeedState).values(**values)
         if update_keys:
             stmt = stmt.on_conflict_do_update(
                 index_elements=["feed_id"], set_={k: stmt.excluded[k] for k in update_keys}

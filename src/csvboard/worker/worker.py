@@ -23,6 +23,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import Engine, delete, select, text, update
 
+from csvboard.clock import utcnow
 from csvboard.db.engine import write_session
 from csvboard.ingest.runner import RunOutcome, begin_execution, execute_run
 from csvboard.runs import lifecycle
@@ -68,7 +69,7 @@ def claim_next_run(engine: Engine, worker_id: str) -> uuid.UUID | None:
 
 def reap_lost_runs(engine: Engine, settings: Settings) -> list[uuid.UUID]:
     """Fail ``WORKER_LOST`` every running run whose lease was not renewed in time."""
-    now = lifecycle.utcnow()
+    now = utcnow()
     cutoff = now - timedelta(seconds=settings.lease_timeout_seconds)
     query = (
         select(
@@ -138,7 +139,7 @@ class _Heartbeat:
                             IngestionRunLease.run_id == self.run_id,
                             IngestionRunLease.worker_id == self.worker_id,
                         )
-                        .values(heartbeat_at=lifecycle.utcnow())
+                        .values(heartbeat_at=utcnow())
                     ).rowcount  # type: ignore[attr-defined]
                 if not renewed:
                     return  # the run ended (or was reaped): nothing left to renew
