@@ -1,4 +1,4 @@
-"""Every route × every role: the exact allow/deny matrix of SPEC 5.
+"""Every route × every role: the exact allow/deny matrix of docs/contract.md §5.
 
 viewer reads; operator adds kiosk writes; admin adds dashboards, feeds and runs. Routes are
 read from the published OpenAPI document, so a new route cannot escape this test: each one

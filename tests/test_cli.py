@@ -1,4 +1,5 @@
-"""The documented CLI (SPEC 7), driven as a script would drive it, on both databases."""
+"""The documented CLI (docs/contract.md §7), driven as a script would drive it, on both
+databases."""
 
 from __future__ import annotations
 

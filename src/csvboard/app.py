@@ -1,4 +1,4 @@
-"""The ASGI application: the HTTP API of SPEC 5, assembled from the domain routers."""
+"""The ASGI application: the HTTP API of docs/contract.md §5, assembled from the domain routers."""
 
 from __future__ import annotations
 

@@ -521,9 +521,10 @@ def test_a_100000_row_file(harness: Harness, tmp_path: Path) -> None:
 def test_kiosk_write_does_not_wait_for_an_open_apply_on_postgresql(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SPEC 3: the upsert takes FOR NO KEY UPDATE locks, which an operator write's FK check
-    (FOR KEY SHARE) does not wait for. Hold the apply transaction open after the upsert and
-    retire, and write operator data for those very rows from another connection."""
+    """docs/contract.md §3: the upsert takes FOR NO KEY UPDATE locks, which an operator
+    write's FK check (FOR KEY SHARE) does not wait for. Hold the apply transaction open after
+    the upsert and retire, and write operator data for those very rows from another
+    connection."""
     import threading
 
     h = Harness(pg_url, tmp_path / "data")

@@ -1,4 +1,4 @@
-"""Kiosk writes racing ingestions (issue #6, item 2), on both engines, through a real server.
+"""Kiosk writes racing ingestions, on both engines, through a real server.
 
 ``csvboard serve`` runs in a process of its own, as deployed; on PostgreSQL it serves only
 (``--no-worker``) and a ``csvboard worker`` process executes the runs, as a scaled
@@ -16,7 +16,7 @@ well defined. At the end the operator state of every step equals its last acknow
 409 ``ROW_RETIRED`` while a step is retired is fine (not acknowledged); anything else (5xx,
 other 4xx, a dropped connection) fails the test. On PostgreSQL no request may take more than
 1 s at soak size (3 s at CI size, where other tests share the cores); on SQLite the longest
-wait is reported (a kiosk write queues behind the merge's write lock there, SPEC 3).
+wait is reported (a kiosk write queues behind the merge's write lock there, docs/contract.md §3).
 """
 
 from __future__ import annotations

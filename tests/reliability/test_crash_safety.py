@@ -1,4 +1,4 @@
-"""Crash safety on PostgreSQL with real ``csvboard worker`` processes (issue #6, item 1).
+"""Crash safety on PostgreSQL with real ``csvboard worker`` processes.
 
 - N official ingestions (CI 6, soak 30) of a generated schedule (CI 20,000 rows, soak 50,000),
   each export the previous one with steps re-timed, gone and new, each with its worker killed

@@ -1,4 +1,4 @@
-"""Hostile input files (issue #6, item 4), on top of the 38-file malformed corpus of
+"""Hostile input files, on top of the 38-file malformed corpus of
 ``tests/ingest/corpus.py`` (ingested for real by ``tests/ingest/test_corpus_through_database.py``).
 
 Added here (10 files, 48 in total, plus Hypothesis-generated ones): a zip bomb named .csv; a

@@ -1,4 +1,4 @@
-"""Races on the ledger (issue #6, item 3), both engines, through the real API where it matters.
+"""Races on the ledger, both engines, through the real API where it matters.
 
 - the same Idempotency-Key with different payloads, sent concurrently: exactly one run exists,
   every other request is refused 409;

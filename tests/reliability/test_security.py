@@ -1,4 +1,4 @@
-"""Security properties (issue #6, item 5).
+"""Security properties.
 
 - bearer tokens are compared in constant time: ``auth.authenticate`` looks the token up by its
   SHA-256 digest and confirms with ``hmac.compare_digest`` (checked on the code path, and by

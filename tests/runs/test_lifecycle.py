@@ -1,4 +1,5 @@
-"""The run lifecycle (SPEC 2.1 "Lifecycle"): compare-and-set transitions, events, cancel."""
+"""The run lifecycle (docs/contract.md §2.1, "Lifecycle"): compare-and-set transitions,
+events, cancel."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from csvboard.runs.vocabulary import TERMINAL_STATUSES, EventStatus, RunStatus
 RUNS: Table = metadata.tables["ingestion_runs"]
 EVENTS: Table = metadata.tables["ingestion_events"]
 
-# SPEC 2.1: the only transitions are queued → running and running → each terminal status.
+# docs/contract.md §2.1: the only transitions are queued → running and running → each
+# terminal status.
 SPEC_ALLOWED: frozenset[tuple[RunStatus, RunStatus]] = frozenset(
     (RunStatus(a), RunStatus(b))
     for a, b in (

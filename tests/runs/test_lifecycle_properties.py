@@ -1,8 +1,9 @@
 """Random sequences of transitions, cancels and progress updates against a real database.
 
 Whatever is requested — legal or not, fresh or stale — the ledger keeps its invariants
-(SPEC 2.1 "Lifecycle" and "Counts"), and every refusal is the one a model of the lifecycle
-predicts. One database per engine is reused across examples; each example makes fresh runs.
+(docs/contract.md §2.1, "Lifecycle" and "Counts"), and every refusal is the one a model of
+the lifecycle predicts. One database per engine is reused across examples; each example
+makes fresh runs.
 """
 
 from __future__ import annotations

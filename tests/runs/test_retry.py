@@ -1,4 +1,5 @@
-"""Re-runs (SPEC 2.1 "Re-runs") and reading the ledger, through real ingestion (the Harness)."""
+"""Re-runs (docs/contract.md §2.1, "Re-runs") and reading the ledger, through real ingestion
+(the Harness)."""
 
 from __future__ import annotations
 

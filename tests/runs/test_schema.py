@@ -1,4 +1,4 @@
-"""The live ``ingestion_runs`` schema against seeds/ingestion_runs_table.md, on both engines.
+"""The live ``ingestion_runs`` schema against docs/design/ingestion_runs_table.md, on both engines.
 
 Everything here reads the database the migrations built (``db_url``: a fresh database migrated
 to head), never the SQLAlchemy models, and proves each constraint by making the database
@@ -30,7 +30,7 @@ ITEMS: Table = metadata.tables["ingestion_items"]
 EVENTS: Table = metadata.tables["ingestion_events"]
 
 # --- The seed document, transcribed -------------------------------------------------------
-# seeds/ingestion_runs_table.md (DD-APP-DB-010 v1.0.5), section 「カラム定義」:
+# docs/design/ingestion_runs_table.md (DD-APP-DB-010 v1.0.5), section 「カラム定義」:
 # | カラム | 型 | NULL | 制約 |, in the document's order. ``default`` is the 制約 column's
 # DEFAULT (None = no default).
 
@@ -92,7 +92,7 @@ PG_TYPES: dict[str, tuple[str, str, int | None]] = {
 }
 # SQLite: the declared type (PRAGMA table_xinfo). SQLite has no uuid, array or timestamptz:
 # uuid is SQLAlchemy's 32-hex CHAR(32), text[] a JSON array in TEXT guarded by a CHECK
-# (SPEC 2.1), timestamptz DATETIME holding UTC.
+# (docs/contract.md §2.1), timestamptz DATETIME holding UTC.
 SQLITE_TYPES: dict[str, str] = {
     "uuid": "CHAR(32)",
     "varchar(16)": "VARCHAR(16)",
@@ -590,7 +590,7 @@ def test_upgrade_head_leaves_no_autogenerate_differences(engine: Engine) -> None
     assert len(hidden) in (0, 4)
 
 
-# --- companion tables (SPEC 2.3) ----------------------------------------------------------
+# --- companion tables (docs/contract.md §2.3) -------------------------------------------
 
 
 @dataclass

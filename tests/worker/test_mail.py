@@ -1,4 +1,4 @@
-"""IMAP feeds (issue #7) against a real Dovecot on 127.0.0.1 (``tests/mail_server.py``).
+"""IMAP feeds against a real Dovecot on 127.0.0.1 (``tests/mail_server.py``).
 
 Messages are delivered by IMAP APPEND as real MIME (``EmailMessage`` with CP932 and
 UTF-8-with-BOM attachments); the scheduler's ``tick`` polls the feed, the harness executes the

@@ -1,5 +1,5 @@
-"""The scheduler (SPEC 4): cron feeds in Asia/Tokyo, folder watching with exactly-once claims,
-URL feeds over HTTP, and one leader among many schedulers.
+"""The scheduler (docs/contract.md §4): cron feeds in Asia/Tokyo, folder watching with
+exactly-once claims, URL feeds over HTTP, and one leader among many schedulers.
 
 Most tests call ``Scheduler.tick(now)`` directly with a fixed ``now`` (cron reads only that
 clock); the concurrency tests run real ``run_forever`` loops in threads, each scheduler with an

@@ -1,4 +1,5 @@
-"""The worker in-process (SPEC 2.1 lifecycle and outcome, 3 ordering, 4 worker and reaper).
+"""The worker in-process (docs/contract.md §2.1 lifecycle and outcome, §3 ordering, §4 worker
+and reaper).
 
 Claiming takes the oldest *eligible* queued run (none earlier queued or running on the same
 dashboard) and gives it a lease; concurrent claimers never share a run; the reaper fails runs

@@ -1,4 +1,5 @@
-"""Real ``csvboard worker`` processes sharing one PostgreSQL (SPEC 2.1 outcome, 3 ordering, 4).
+"""Real ``csvboard worker`` processes sharing one PostgreSQL (docs/contract.md §2.1 outcome,
+§3 ordering, §4).
 
 - four workers drain 40 runs over 5 dashboards: per dashboard in creation order and never
   overlapping, no run executed twice, the work spread over several workers;

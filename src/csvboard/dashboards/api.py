@@ -1,4 +1,4 @@
-"""HTTP routes of dashboards, their feeds and their rows (SPEC 2.2, 5).
+"""HTTP routes of dashboards, their feeds and their rows (docs/contract.md §2.2, 5).
 
 ``/api/v1/dashboards``: list (viewer), create (admin); one dashboard: read (viewer), update
 (admin); its feeds: list (viewer), create and update (admin); its rows: a searchable, keyset-

@@ -1,4 +1,4 @@
-"""The production-schedule preset: the shape of the real ERP exports (SPEC 2.2)."""
+"""The production-schedule preset: the shape of the real ERP exports (docs/contract.md §2.2)."""
 
 from __future__ import annotations
 

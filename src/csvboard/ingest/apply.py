@@ -6,7 +6,8 @@ no lock on the database; only the merge statements run inside the write transact
 statement binds more than a row's worth of parameters, whatever the file size.
 
 Operator-owned tables are never named here: ingestion writes rows, the source-owned
-external-completion table and the ledger, nothing else (seeds/adr_production_schedule_progress.md).
+external-completion table and the ledger, nothing else
+(docs/design/adr_production_schedule_progress.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The run ledger over HTTP (SPEC 5): start, list, inspect, re-run and cancel runs; health."""
+"""The run ledger over HTTP (docs/contract.md §5): start, list, inspect, re-run and cancel
+runs; health."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class RunAccepted(BaseModel):
 
 
 class Run(BaseModel):
-    """The ledger's columns (seeds/ingestion_runs_table.md) plus what the admin needs."""
+    """The ledger's columns (docs/design/ingestion_runs_table.md) plus what the admin needs."""
 
     run_id: uuid.UUID
     run_kind: str

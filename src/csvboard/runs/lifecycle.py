@@ -38,7 +38,8 @@ class TransitionConflict(Conflict):
 
 @dataclass(frozen=True, slots=True)
 class RunCounts:
-    """The ledger's counts; processed and unprocessed follow from the other three (SPEC 2.1)."""
+    """The ledger's counts; processed and unprocessed follow from the other three
+    (docs/contract.md §2.1)."""
 
     target: int = 0
     success: int = 0

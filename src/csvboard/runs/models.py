@@ -1,8 +1,8 @@
 """The run ledger's tables.
 
-``ingestion_runs`` is exactly the table of seeds/ingestion_runs_table.md — column for column,
+``ingestion_runs`` is exactly the table of docs/design/ingestion_runs_table.md — column for column,
 CHECK for CHECK, index for index, plus counts ≥ 0 and finished_at ≥ started_at. Everything
-else a run needs lives in the companion tables below it (SPEC 2.3).
+else a run needs lives in the companion tables below it (docs/contract.md §2.3).
 """
 
 from __future__ import annotations

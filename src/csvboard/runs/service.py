@@ -203,7 +203,7 @@ def _descendants(session: Session, root_id: uuid.UUID) -> list[IngestionRun]:
 
 
 def retry_run(session: Session, run_id: uuid.UUID | str, *, requested_by: str) -> IngestionRun:
-    """Queue a re-run of a failed, partial or cancelled run (SPEC 2.1 "Re-runs")."""
+    """Queue a re-run of a failed, partial or cancelled run (docs/contract.md §2.1 "Re-runs")."""
     run = get_run(session, run_id)
     root = _root_of(session, run)
     if session.get_bind().dialect.name == "postgresql":

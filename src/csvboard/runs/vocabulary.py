@@ -1,4 +1,4 @@
-"""The ledger's vocabularies (seeds/ingestion_runs_table.md) as Python enums."""
+"""The ledger's vocabularies (docs/design/ingestion_runs_table.md) as Python enums."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""HTTP routes of the production schedule: composed rows, kiosk writes, progress (SPEC 5).
+"""HTTP routes of the production schedule: composed rows, kiosk writes, progress
+(docs/contract.md §5).
 
 Everything under ``/api/v1/schedules/{slug}``. Reads need the viewer role, the ``PUT`` writes
 the operator role. The rules live in :mod:`csvboard.schedule.service`; this module only maps
@@ -6,8 +7,8 @@ HTTP onto it and keeps every row id scoped to the dashboard in the path: a row o
 dashboard is ``404 ROW_NOT_FOUND`` (checked in the write's own transaction, which is rolled back
 if the row turns out to be elsewhere).
 
-Order of checks (SPEC 5): 401/403 (middleware) → 400 (body, then the service's input checks)
-→ 404 (dashboard, then row) → 409 (the row's state: retired, order number taken, ...).
+Order of checks (docs/contract.md §5): 401/403 (middleware) → 400 (body, then the service's
+input checks) → 404 (dashboard, then row) → 409 (the row's state: retired, order number taken, ...).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Production-schedule data that is not the CSV's own (seeds/adr_production_schedule_progress.md).
+"""Production-schedule data that is not the CSV's own
+(docs/design/adr_production_schedule_progress.md).
 
 Operator-owned tables are written only by people through the API/CLI, never by ingestion; the
 external-completion table is written only by ingestion. Each is 1:1 with a dashboard row, keyed

@@ -1,6 +1,7 @@
-"""What people enter on the production schedule, and the rows composed with it (SPEC 2.2, 5).
+"""What people enter on the production schedule, and the rows composed with it
+(docs/contract.md §2.2, §5).
 
-Why this module exists (seeds/adr_production_schedule_progress.md): completion, notes, due
+Why this module exists (docs/design/adr_production_schedule_progress.md): completion, notes, due
 dates, processing types and machining order used to live inside the CSV row and were lost when
 an ingestion replaced ``row_data``. They now live in operator-owned tables keyed by row id,
 written only by the functions here — ingestion never names those tables — and every read
@@ -388,8 +389,9 @@ def _contains(f: _Fields, expr: ColumnElement[str], token: str) -> ColumnElement
 
 
 def _token_condition(f: _Fields, token: _Token) -> ColumnElement[bool]:
-    """SPEC 5: 8 characters → 製番 exactly or 品番/ProductNo partly; digits → ProductNo/品番
-    partly; anything else → 製番/品番/品名 partly. ASCII letters match in either case.
+    """docs/contract.md §5: 8 characters → 製番 exactly or 品番/ProductNo partly; digits →
+    ProductNo/品番 partly; anything else → 製番/品番/品名 partly. ASCII letters match in either
+    case.
 
     Key columns and numbers are stored NFKC-normalised, so they are matched with the
     normalised token. 品名 keeps the characters the ERP wrote (㈱, ①), which NFKC would turn

@@ -1,4 +1,4 @@
-"""The browser pages: sign-in, the admin console and the kiosk board (SPEC 6).
+"""The browser pages: sign-in, the admin console and the kiosk board (docs/contract.md §6).
 
 Pages are server-rendered shells; their data comes from the JSON API, fetched by
 ``static/admin.js`` and ``static/kiosk.js`` with the session cookie and the CSRF header.

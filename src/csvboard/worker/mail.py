@@ -1,4 +1,4 @@
-"""IMAP feeds: CSV files that arrive as mail attachments (issue #7).
+"""IMAP feeds: CSV files that arrive as mail attachments.
 
 The scheduler's leader calls :meth:`MailPoller.poll` for each enabled ``imap`` feed on every
 tick; the poller connects only when the feed is due (its ``poll_seconds`` interval, or its cron

@@ -1,5 +1,5 @@
-"""The scheduler: fires cron feeds and watches folder feeds (SPEC 4 "Scheduler"); polls imap
-feeds through :class:`csvboard.worker.mail.MailPoller` (issue #7).
+"""The scheduler: fires cron feeds and watches folder feeds (docs/contract.md §4,
+"Scheduler"); polls imap feeds through :class:`csvboard.worker.mail.MailPoller`.
 
 One pass is a :meth:`Scheduler.tick`; :meth:`Scheduler.run_forever` repeats it until stopped.
 
@@ -1005,7 +1005,8 @@ class Scheduler:
 
 
 class SchedulerThread:
-    """A scheduler in a daemon thread of a serving process (``csvboard serve``, SPEC 4)."""
+    """A scheduler in a daemon thread of a serving process (``csvboard serve``,
+    docs/contract.md §4)."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
