@@ -190,3 +190,11 @@ def test_demo_creates_the_dashboard_and_ingests_a_cp932_export(db_url: str) -> N
     assert any(r["machine_name"] for r in rows)
     again = cli_json("demo", "--steps", "400")  # rerunnable: same export, nothing changes
     assert again["status"] == "succeeded" and again["success_count"] == 400
+
+
+def test_an_invalid_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSVBOARD_RUN_TIMEOUT_SECONDS", "0")
+    result = runner.invoke(app, ["dashboards", "list"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "invalid setting: CSVBOARD_RUN_TIMEOUT_SECONDS" in " ".join(result.output.split())

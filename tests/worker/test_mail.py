@@ -7,7 +7,6 @@ runs, and a later tick settles the messages (processed / rejected folders).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import imaplib
 import random
@@ -372,7 +371,7 @@ def test_unacceptable_messages_go_to_rejected_with_the_reason(
     no_attachment = message(None, message_id="<none@x>")
     too_large = message(csv_bytes("C0000003", rows=40), message_id="<big@x>")
     deliver(mail, mismatch, no_attachment, too_large)
-    settings = dataclasses.replace(harness.settings, max_upload_bytes=2000)
+    settings = harness.settings.model_copy(update={"max_upload_bytes": 2000})
     scheduler = new_scheduler(settings=settings)
 
     report = scheduler.tick()

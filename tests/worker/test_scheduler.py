@@ -8,7 +8,6 @@ engine of its own, as separate processes would have.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import http.server
 import os
@@ -517,7 +516,7 @@ def test_url_feeds(
             harness, dashboard, name=path.strip("/").replace("/", "-"), source="url",
             location=f"{http_server}{path}", schedule=EVERY_MINUTE,
         )  # fmt: skip
-    settings = dataclasses.replace(harness.settings, max_upload_bytes=2000)
+    settings = harness.settings.model_copy(update={"max_upload_bytes": 2000})
     scheduler = new_scheduler(settings=settings, read_timeout=0.3, connect_timeout=1.0)
     scheduler.tick(jst(2026, 5, 1, 10, 0, 30))
     report = scheduler.tick(jst(2026, 5, 1, 10, 1, 0))

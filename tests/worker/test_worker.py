@@ -10,7 +10,6 @@ run finish or fails it ``WORKER_SHUTDOWN`` with nothing committed.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import uuid
@@ -349,7 +348,7 @@ def test_reaper_honours_the_configured_lease_timeout(harness: Harness) -> None:
     assert reap_lost_runs(harness.engine, harness.settings) == []  # 30 s < 60 s
     assert ledger(harness, run_id)["status"] == RunStatus.RUNNING.value
 
-    short = dataclasses.replace(harness.settings, lease_timeout_seconds=20)
+    short = harness.settings.model_copy(update={"lease_timeout_seconds": 20})
     assert reap_lost_runs(harness.engine, short) == [run_id]
     assert ledger(harness, run_id)["error_summary"].startswith("WORKER_LOST")
 
@@ -437,7 +436,7 @@ def test_heartbeat_renews_the_lease_while_a_run_executes(
 ) -> None:
     board = harness.dashboard("board")
     run_id = harness.queue(board, small_file(harness, 50, seed=9))
-    settings = dataclasses.replace(harness.settings, heartbeat_seconds=0.05)
+    settings = harness.settings.model_copy(update={"heartbeat_seconds": 0.05})
     real_execute = execute_run
     beats: list[datetime] = []
     owners: set[str | None] = set()

@@ -1,0 +1,76 @@
+"""Settings: README's configuration table lists every setting with its real default, and the
+environment sets each one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+
+from csvboard.settings import Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_ROW = re.compile(r"^\| `(CSVBOARD_[A-Z_]+)` \| `([^`]*)`")
+
+
+def readme_table() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return {m[1]: m[2] for line in section.splitlines() if (m := _ROW.match(line))}
+
+
+def _as_field(name: str, raw: str) -> Any:
+    default = Settings.model_fields[name].default
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, ZoneInfo):
+        return ZoneInfo(raw)
+    return type(default)(raw)
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    table = readme_table()
+    fields = {f"CSVBOARD_{name.upper()}": name for name in Settings.model_fields}
+    assert set(table) == set(fields)
+    for variable, name in fields.items():
+        assert _as_field(name, table[variable]) == Settings.model_fields[name].default, variable
+
+
+def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "database_url": "postgresql+psycopg://u@127.0.0.1/db",
+        "data_dir": "/srv/csvboard",
+        "timezone": "UTC",
+        "run_timeout_seconds": "120",
+        "max_upload_bytes": "1000",
+        "heartbeat_seconds": "0.5",
+        "lease_timeout_seconds": "9",
+    }
+    assert set(values) == set(Settings.model_fields)
+    for name, raw in values.items():
+        monkeypatch.setenv(f"CSVBOARD_{name.upper()}", raw)
+    settings = Settings.from_env()
+    for name, raw in values.items():
+        assert getattr(settings, name) == _as_field(name, raw), name
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CSVBOARD_RUN_TIMEOUT_SECONDS", "0"),
+        ("CSVBOARD_MAX_UPLOAD_BYTES", "lots"),
+        ("CSVBOARD_HEARTBEAT_SECONDS", "-1"),
+        ("CSVBOARD_TIMEZONE", "Mars/Olympus"),
+    ],
+)
+def test_a_bad_value_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_env()
+    assert variable.removeprefix("CSVBOARD_").lower() in str(caught.value)
