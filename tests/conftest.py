@@ -41,6 +41,7 @@ from pg_cluster import (
     drop_database,
     temporary_database,
 )
+from support import Api, Harness
 
 TEMPLATE_DB = "csvboard_template"
 
@@ -155,3 +156,27 @@ def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+# --- what most tests work with -------------------------------------------------------------
+# A module that needs one engine only overrides ``db_url`` (e.g. ``tests/test_serve.py``).
+
+
+@pytest.fixture
+def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
+    """A migrated database (each engine in turn) and a data directory, ingesting as the CLI."""
+    h = Harness(db_url, tmp_path / "data")
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The real app in-process with one token per role; runs stay queued (no executor)."""
+    client = Api(db_url, tmp_path / "data", run_executor=False)
+    try:
+        yield client
+    finally:
+        client.close()

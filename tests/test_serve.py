@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from worker.test_worker_processes import WorkerProcess
 
 
 @pytest.fixture
-def harness(pg_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(pg_url, tmp_path / "data")
-    yield h
-    h.close()
+def db_url(pg_url: str) -> str:
+    """PostgreSQL only: the shared ``harness`` and ``api`` fixtures use it."""
+    return pg_url
 
 
 def test_processes_share_the_port_and_their_log_lines_never_interleave(

@@ -8,14 +8,12 @@ ingestion engine (``api.harness.ingest``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from csvboard.dashboards.api import validate_cron
 from csvboard.errors import InvalidRequest
+from csvboard.feeds.cron import validate_cron
 from csvboard.runs.vocabulary import RunStatus
 from support import SCHEDULE_HEADER, Api, schedule_line
 
@@ -27,15 +25,6 @@ GENERIC_COLUMNS: list[dict[str, Any]] = [
     {"name": "label"},
     {"name": "qty", "type": "int"},
 ]
-
-
-@pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    client = Api(db_url, tmp_path / "data", run_executor=False)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def problem(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -253,7 +253,7 @@ def test_feed_state_last_poll_message_and_error_are_shown(
     from sqlalchemy import select
 
     from csvboard.dashboards.models import CsvDashboardFeed
-    from csvboard.worker.models import CsvDashboardFeedState
+    from csvboard.feeds.models import CsvDashboardFeedState
 
     with live_server.harness.write() as session:
         feed = session.scalars(

@@ -11,10 +11,6 @@ would rightly pick it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboardRow
@@ -22,13 +18,6 @@ from csvboard.schedule import service
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 INDEX = "ix_csv_dashboard_rows_schedule_order"
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    yield h
-    h.close()
 
 
 def _plan(h: Harness, statement: object) -> str:

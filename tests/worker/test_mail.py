@@ -26,11 +26,11 @@ from starlette.responses import Response
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
+from csvboard.feeds.imap_options import MailConfigError, parse_options, resolve_password
+from csvboard.feeds.models import CsvDashboardFeedState, MailMessage
 from csvboard.runs.api import get_health
 from csvboard.runs.models import IngestionEvent, IngestionRun, IngestionRunSource
 from csvboard.settings import Settings
-from csvboard.worker.mail import MailConfigError, parse_options, resolve_password
-from csvboard.worker.models import CsvDashboardFeedState, MailMessage
 from csvboard.worker.scheduler import Scheduler
 from mail_server import PASSWORD, USER, MailServer, start_dovecot
 from support import SCHEDULE_HEADER, Api, Harness, schedule_line
@@ -59,15 +59,6 @@ def mail(_dovecot: MailServer, monkeypatch: pytest.MonkeyPatch) -> MailServer:
     _dovecot.reset()
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     return _dovecot
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    try:
-        yield h
-    finally:
-        h.close()
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ from sqlalchemy.pool import NullPool
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
+from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.settings import Settings
-from csvboard.worker.models import CsvDashboardFeedState
 from csvboard.worker.scheduler import (
     AdvisoryLockLeadership,
     FolderLayout,
@@ -45,15 +45,6 @@ EVERY_MINUTE = "* * * * *"
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    try:
-        yield h
-    finally:
-        h.close()
 
 
 @pytest.fixture

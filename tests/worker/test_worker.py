@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,6 @@ BIG_ROWS = 40_000  # 20 staging batches: plenty of checkpoints to stop a run at
 @pytest.fixture(autouse=True)
 def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", BIG_ROWS // 20)
-
-
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(db_url, tmp_path / "data")
-    try:
-        yield h
-    finally:
-        h.close()
 
 
 @pytest.fixture(scope="module")

@@ -143,12 +143,9 @@ Spawn = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
-def harness(pg_url: str, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(pg_url, tmp_path / "data")
-    try:
-        yield h
-    finally:
-        h.close()
+def db_url(pg_url: str) -> str:
+    """PostgreSQL only: the shared ``harness`` and ``api`` fixtures use it."""
+    return pg_url
 
 
 @pytest.fixture

@@ -9,58 +9,50 @@ paged list (viewer). Roles are enforced by the request middleware from each rout
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import ColumnElement, String, and_, exists, false, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from csvboard.api.deps import EngineDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
-from csvboard.clock import utcnow
+from csvboard.dashboards import rows as rows_service
 from csvboard.dashboards.columns import (
     PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
     DashboardKind,
-    DashboardSchema,
     Encoding,
     IngestMode,
 )
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
+from csvboard.dashboards.rows import MAX_ROWS_PAGE, RowState
 from csvboard.dashboards.service import (
-    PRODUCTION_SCHEDULE_PRESET,
-    create_dashboard,
+    MAX_PROCESSING_TYPE_LENGTH,
     get_dashboard,
     list_dashboards,
+    new_dashboard,
     processing_types,
-    schema_of,
+    row_counts,
+    update_dashboard,
 )
-from csvboard.db.cursor import CURSOR_PATTERN, bad_cursor, decode_cursor, encode_cursor
+from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import write_session
-from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.worker.mail import MailConfigError, parse_options
-from csvboard.worker.models import CsvDashboardFeedState
+from csvboard.feeds import service as feeds_service
+from csvboard.feeds.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 
 COMPLETED_MARK = "完了"
-MAX_ROWS_PAGE = 500
 DEFAULT_ROWS_PAGE = 100
 MAX_SEARCH_LENGTH = 200
 MAX_PROCESSING_TYPES = 50
-MAX_PROCESSING_TYPE_LENGTH = 32  # production_schedule_row_processing.processing_type
 
-_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_ASCII_LOWER = _ASCII_UPPER.lower()
 
 READ_ONE = problem_responses(400, 401, 403, 404)
 WRITE = problem_responses(400, 401, 403, 404, 409)
@@ -253,20 +245,6 @@ class DashboardRowPage(BaseModel):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _row_counts(session: Session, dashboard_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[int]]:
-    """[active, retired] row counts per dashboard, in one grouped query."""
-    counts: dict[uuid.UUID, list[int]] = {i: [0, 0] for i in dashboard_ids}
-    if not dashboard_ids:
-        return counts
-    for dashboard_id, active, n in session.execute(
-        select(CsvDashboardRow.csv_dashboard_id, CsvDashboardRow.is_active, func.count())
-        .where(CsvDashboardRow.csv_dashboard_id.in_(dashboard_ids))
-        .group_by(CsvDashboardRow.csv_dashboard_id, CsvDashboardRow.is_active)
-    ):
-        counts[dashboard_id][0 if active else 1] = int(n)
-    return counts
-
-
 def _dashboard_out(dashboard: CsvDashboard, counts: list[int]) -> DashboardOut:
     is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
     return DashboardOut.model_validate(
@@ -290,7 +268,7 @@ def _dashboard_out(dashboard: CsvDashboard, counts: list[int]) -> DashboardOut:
 
 
 def _one_dashboard_out(session: Session, dashboard: CsvDashboard) -> DashboardOut:
-    return _dashboard_out(dashboard, _row_counts(session, [dashboard.id])[dashboard.id])
+    return _dashboard_out(dashboard, row_counts(session, [dashboard.id])[dashboard.id])
 
 
 def _invalid_body(exc: ValidationError, *prefix: str) -> RequestValidationError:
@@ -300,95 +278,6 @@ def _invalid_body(exc: ValidationError, *prefix: str) -> RequestValidationError:
         for err in exc.errors()
     ]
     return RequestValidationError(errors)
-
-
-def _schema(document: dict[str, Any]) -> DashboardSchema:
-    try:
-        return DashboardSchema.model_validate(document)
-    except ValidationError as exc:
-        raise _invalid_body(exc) from None
-
-
-def _normalised_processing_types(values: list[str]) -> list[str]:
-    out: list[str] = []
-    for raw in values:
-        value = unicodedata.normalize("NFKC", raw).strip()
-        if not value or len(value) > MAX_PROCESSING_TYPE_LENGTH:
-            raise InvalidRequest(
-                "INVALID_PROCESSING_TYPES",
-                f"processing type {raw!r} must be 1–{MAX_PROCESSING_TYPE_LENGTH} characters",
-            )
-        if value in out:
-            raise InvalidRequest(
-                "INVALID_PROCESSING_TYPES", f"processing type {value!r} is listed twice"
-            )
-        out.append(value)
-    return out
-
-
-def _has_rows(session: Session, dashboard_id: uuid.UUID) -> bool:
-    return bool(
-        session.scalar(select(exists().where(CsvDashboardRow.csv_dashboard_id == dashboard_id)))
-    )
-
-
-# --- cron ---------------------------------------------------------------------------------
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-# (label, lowest, highest, names — names[i] stands for lowest + i)
-_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _DAYS),
-)
-_CRON_ITEM = re.compile(r"(?:(\*)|([0-9]+|[a-z]{3})(?:-([0-9]+|[a-z]{3}))?)(?:/([0-9]+))?")
-
-
-def _cron_value(text: str, label: str, low: int, high: int, names: tuple[str, ...]) -> int:
-    if text.isdigit():
-        value = int(text)
-    elif text in names:
-        value = low + names.index(text)
-    else:
-        raise ValueError(f"{label}: {text!r} is not a number or a name")
-    if not low <= value <= high:
-        raise ValueError(f"{label}: {value} is outside {low}–{high}")
-    return value
-
-
-def validate_cron(expression: str) -> str:
-    """Check a 5-field cron expression (minute hour day-of-month month day-of-week).
-
-    Each field is a comma-separated list of ``*``, ``N``, ``N-M``, optionally ``/STEP``;
-    months and weekdays also by their English three-letter names. Returns the expression with
-    its whitespace normalised; raises ``InvalidRequest(INVALID_SCHEDULE)``.
-    """
-    fields = expression.lower().split()
-    if len(fields) != len(_CRON_FIELDS):
-        raise InvalidRequest(
-            "INVALID_SCHEDULE",
-            f"a schedule is a cron expression of 5 fields (minute hour day-of-month month"
-            f" day-of-week), e.g. '*/15 7-19 * * mon-fri'; {expression!r} has {len(fields)}",
-        )
-    try:
-        for text, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-            for item in text.split(","):
-                match = _CRON_ITEM.fullmatch(item)
-                if match is None:
-                    raise ValueError(f"{label}: {item!r} is not *, N, N-M or one of them /STEP")
-                star, first, last, step = match.groups()
-                if not star:
-                    start = _cron_value(first, label, low, high, names)
-                    if last is not None and _cron_value(last, label, low, high, names) < start:
-                        raise ValueError(f"{label}: the range {item!r} runs backwards")
-                if step is not None and not 1 <= int(step) <= high:
-                    raise ValueError(f"{label}: step {step} must be 1–{high}")
-    except ValueError as exc:
-        raise InvalidRequest("INVALID_SCHEDULE", f"schedule {expression!r}: {exc}") from None
-    return " ".join(fields)
 
 
 # --- feeds --------------------------------------------------------------------------------
@@ -425,141 +314,7 @@ def _feed_out(
     )
 
 
-def _check_feed(
-    dashboard: CsvDashboard,
-    *,
-    role: str,
-    source: str,
-    location: str | None,
-    schedule: str | None,
-    mapping: AppearanceMapping | None,
-    options: dict[str, Any] | None = None,
-) -> tuple[str | None, str | None, dict[str, Any] | None]:
-    """Validate a feed's settings together; returns the normalised (location, schedule,
-    options). An imap feed's location is derived from its options (``imap://user@host/…``)."""
-    if location is not None:
-        location = location.strip() or None
-    if source == "imap":
-        try:
-            imap = parse_options(options)
-        except MailConfigError as exc:
-            raise InvalidRequest("INVALID_OPTIONS", str(exc)) from None
-        if imap.run_kind is not None:
-            expected = "appearance" if imap.run_kind == "appearance_supplement" else "official"
-            if role != expected:
-                raise InvalidRequest(
-                    "INVALID_OPTIONS", f"run_kind {imap.run_kind} does not fit a {role} feed"
-                )
-        location = imap.display_location()
-        options = imap.model_dump(mode="json", exclude_none=True)
-    elif options is not None:
-        raise InvalidRequest("INVALID_OPTIONS", f"a {source} feed has no options; remove them")
-    if source == "upload":
-        if location is not None:
-            raise InvalidRequest("INVALID_LOCATION", "an upload feed has no location")
-        if schedule is not None:
-            raise InvalidRequest(
-                "INVALID_SCHEDULE", "an upload feed has no schedule: files arrive by hand"
-            )
-    elif location is None:
-        raise InvalidRequest(
-            "LOCATION_REQUIRED", f"a {source} feed needs a location (a folder path or a URL)"
-        )
-    if source == "url" and location is not None and not re.match(r"(?i)https?://\S+$", location):
-        raise InvalidRequest("INVALID_LOCATION", f"{location!r} is not an http(s) URL")
-    if schedule is not None:
-        schedule = validate_cron(schedule)
-    if role == "official" and mapping is not None:
-        raise InvalidRequest(
-            "INVALID_MAPPING", "only appearance feeds have a column mapping; remove it"
-        )
-    if role == "appearance":
-        if mapping is None:
-            raise InvalidRequest(
-                "MAPPING_REQUIRED",
-                "an appearance feed needs a mapping: the feed's header for each key column",
-            )
-        keys = list(dashboard.key_columns)
-        missing = [k for k in keys if k not in mapping.key_columns]
-        unknown = [k for k in mapping.key_columns if k not in keys]
-        if missing or unknown:
-            parts = []
-            if missing:
-                parts.append("no header given for key column(s) " + ", ".join(missing))
-            if unknown:
-                parts.append(", ".join(unknown) + " is not a key column of this dashboard")
-            raise InvalidRequest("INVALID_MAPPING", "; ".join(parts))
-        if any(not v.strip() for v in mapping.key_columns.values()):
-            raise InvalidRequest("INVALID_MAPPING", "a mapped header must not be blank")
-    return location, schedule, options
-
-
-def _feed_of(session: Session, dashboard: CsvDashboard, feed_id: uuid.UUID) -> CsvDashboardFeed:
-    feed = session.get(CsvDashboardFeed, feed_id)
-    if feed is None or feed.csv_dashboard_id != dashboard.id:
-        raise NotFound("FEED_NOT_FOUND", f"dashboard {dashboard.slug!r} has no feed {feed_id}")
-    return feed
-
-
-def _name_taken(
-    session: Session, dashboard_id: uuid.UUID, name: str, but: uuid.UUID | None = None
-) -> bool:
-    query = select(CsvDashboardFeed.id).where(
-        CsvDashboardFeed.csv_dashboard_id == dashboard_id, CsvDashboardFeed.name == name
-    )
-    if but is not None:
-        query = query.where(CsvDashboardFeed.id != but)
-    return session.scalar(query) is not None
-
-
-def _feed_exists(name: str) -> Conflict:
-    return Conflict("FEED_EXISTS", f"this dashboard already has a feed named {name!r}")
-
-
 # --- rows ---------------------------------------------------------------------------------
-
-
-def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    return encode_cursor([created_at.astimezone(UTC).isoformat(), str(row_id)])
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    at, row_id = decode_cursor(cursor, str, str)
-    try:
-        created_at = datetime.fromisoformat(at)
-        parsed = uuid.UUID(row_id)
-    except ValueError as exc:
-        raise bad_cursor() from exc
-    if created_at.tzinfo is None:
-        raise bad_cursor()
-    return created_at.astimezone(UTC), parsed
-
-
-def _ascii_lower(value: str) -> str:
-    return "".join(c.lower() if c.isascii() else c for c in value)
-
-
-def _value_search(session: Session, q: str) -> ColumnElement[bool]:
-    """Some value of ``row_data`` contains ``q`` (ASCII letters in either case).
-
-    Values only, never keys: PostgreSQL ``jsonb_each_text``, SQLite ``json_each``. ``%``,
-    ``_`` and ``\\`` in ``q`` match themselves. Both the text as typed and its NFKC form are
-    tried (key columns are stored NFKC-normalised, other columns as the ERP wrote them).
-    """
-    is_pg = session.get_bind().dialect.name == "postgresql"
-    each = func.jsonb_each_text if is_pg else func.json_each
-    pairs = each(CsvDashboardRow.row_data).table_valued("key", "value").alias("kv")
-    value: ColumnElement[str] = func.coalesce(pairs.c.value, "", type_=String)
-    folded = (
-        func.translate(value, _ASCII_UPPER, _ASCII_LOWER, type_=String)
-        if is_pg
-        else func.lower(value, type_=String)
-    )
-    terms = []
-    for form in dict.fromkeys((q.strip(), unicodedata.normalize("NFKC", q).strip())):
-        escaped = form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        terms.append(folded.like(f"%{_ascii_lower(escaped)}%", escape="\\"))
-    return exists(select(1).select_from(pairs).where(or_(*terms)))
 
 
 def _row_out(row: CsvDashboardRow, completed: bool | None) -> DashboardRowOut:
@@ -596,7 +351,7 @@ def _row_out(row: CsvDashboardRow, completed: bool | None) -> DashboardRowOut:
 def list_all(session: ReadSession) -> DashboardList:
     """Every dashboard, by slug, with its active and retired row counts."""
     dashboards = list_dashboards(session)
-    counts = _row_counts(session, [d.id for d in dashboards])
+    counts = row_counts(session, [d.id for d in dashboards])
     return DashboardList(items=[_dashboard_out(d, counts[d.id]) for d in dashboards])
 
 
@@ -614,50 +369,16 @@ def create(body: DashboardCreate, engine: EngineDep) -> DashboardOut:
     It gets an ``upload`` feed for official files (and, for the preset, a ``status-report``
     appearance feed). 409 ``DASHBOARD_EXISTS`` when the slug is taken.
     """
-    schema: DashboardSchema | None = None
-    if body.preset is not None:
-        if body.columns is not None or body.key_columns is not None:
-            raise InvalidRequest(
-                "PRESET_OR_COLUMNS", "give either a preset or columns and key_columns, not both"
-            )
-        if body.version_columns is not None:
-            raise InvalidRequest(
-                "PRESET_OR_COLUMNS", "a preset defines its own version_columns; remove them"
-            )
-    elif body.columns is None:
-        raise InvalidRequest(
-            "SCHEMA_REQUIRED",
-            f"give a preset ({PRODUCTION_SCHEDULE_PRESET!r}) or columns and key_columns",
-        )
-    else:
-        document: dict[str, Any] = {
-            "columns": [c.model_dump() for c in body.columns],
-            "key_columns": body.key_columns or [],
-            "version_columns": body.version_columns or [],
-        }
-        if body.ingest_mode is not None:
-            document["ingest_mode"] = body.ingest_mode
-        if body.encoding is not None:
-            document["encoding"] = body.encoding
-        schema = _schema(document)
+    columns = None if body.columns is None else [c.model_dump() for c in body.columns]
     with write_session(engine) as session:
         try:
-            dashboard = create_dashboard(
-                session,
-                body.slug,
-                name=body.name,
-                preset=body.preset,
-                mode=body.ingest_mode if body.preset is not None else None,
-                schema=schema,
-            )
-            if body.preset is not None and body.encoding is not None:
-                dashboard.encoding = body.encoding
-            session.flush()
-        except IntegrityError:
-            # Two admins creating the same slug at once: the UNIQUE constraint decides.
-            raise Conflict(
-                "DASHBOARD_EXISTS", f"a dashboard with slug {body.slug!r} already exists"
-            ) from None
+            dashboard = new_dashboard(
+                session, body.slug, name=body.name, preset=body.preset, columns=columns,
+                key_columns=body.key_columns, version_columns=body.version_columns,
+                ingest_mode=body.ingest_mode, encoding=body.encoding,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise _invalid_body(exc) from None
         return _dashboard_out(dashboard, [0, 0])
 
 
@@ -688,72 +409,17 @@ def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
     ``SCHEMA_FIXED`` for the shape of a production schedule, 409 ``DASHBOARD_HAS_ROWS`` for a
     shape change of a dashboard that already holds rows. ``updated_at`` moves on any change.
     """
-    types = (
-        _normalised_processing_types(body.processing_types)
-        if body.processing_types is not None
-        else None
-    )
+    columns = None if body.columns is None else [c.model_dump(mode="json") for c in body.columns]
     with write_session(engine) as session:
-        dashboard = get_dashboard(session, slug)
-        is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
-        changed = False
-        current = schema_of(dashboard)
-        shape = {
-            "columns": (
-                None if body.columns is None else [c.model_dump(mode="json") for c in body.columns]
-            ),
-            "key_columns": body.key_columns,
-            "version_columns": body.version_columns,
-            "ingest_mode": body.ingest_mode,
-        }
-        stored = {
-            "columns": dashboard.columns,
-            "key_columns": dashboard.key_columns,
-            "version_columns": dashboard.version_columns,
-            "ingest_mode": dashboard.ingest_mode,
-        }
-        shape_changes = {k: v for k, v in shape.items() if v is not None and v != stored[k]}
-        if types is not None and not is_schedule:
-            raise InvalidRequest(
-                "NOT_A_SCHEDULE",
-                "processing_types is an option of production-schedule dashboards only",
-            )
-        if shape_changes and is_schedule:
-            raise InvalidRequest(
-                "SCHEMA_FIXED",
-                "a production-schedule dashboard has the preset's columns and keys; "
-                f"{', '.join(shape_changes)} cannot change",
-            )
-        new_schema: DashboardSchema | None = None
-        if shape_changes:
-            document = current.model_dump(mode="json")
-            document.update(shape_changes)
-            new_schema = _schema(document)
-            if _has_rows(session, dashboard.id):
-                raise Conflict(
-                    "DASHBOARD_HAS_ROWS",
-                    f"dashboard {dashboard.slug!r} already has rows, so its "
-                    f"{', '.join(shape_changes)} cannot change; create a new dashboard, or "
-                    "purge its rows first",
-                )
-        if body.name is not None and body.name != dashboard.name:
-            dashboard.name = body.name
-            changed = True
-        if body.encoding is not None and body.encoding != dashboard.encoding:
-            dashboard.encoding = body.encoding
-            changed = True
-        if types is not None and types != list(processing_types(dashboard)):
-            dashboard.options = {**(dashboard.options or {}), "processing_types": types}
-            changed = True
-        if new_schema is not None:
-            dashboard.columns = [c.model_dump(mode="json") for c in new_schema.columns]
-            dashboard.key_columns = list(new_schema.key_columns)
-            dashboard.version_columns = list(new_schema.version_columns)
-            dashboard.ingest_mode = new_schema.ingest_mode
-            changed = True
-        if changed:
-            dashboard.updated_at = utcnow()
-            session.flush()
+        try:
+            dashboard = update_dashboard(
+                session, slug, name=body.name, encoding=body.encoding,
+                new_processing_types=body.processing_types, columns=columns,
+                key_columns=body.key_columns, version_columns=body.version_columns,
+                ingest_mode=body.ingest_mode,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise _invalid_body(exc) from None
         return _one_dashboard_out(session, dashboard)
 
 
@@ -770,13 +436,8 @@ def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
 def list_feeds(slug: str, session: ReadSession) -> FeedList:
     """Every feed of the dashboard, enabled or not, oldest first."""
     dashboard = get_dashboard(session, slug)
-    rows = session.execute(
-        select(CsvDashboardFeed, CsvDashboardFeedState)
-        .outerjoin(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
-        .where(CsvDashboardFeed.csv_dashboard_id == dashboard.id)
-        .order_by(CsvDashboardFeed.created_at, CsvDashboardFeed.name)
-    ).all()
-    return FeedList(items=[_feed_out(f, dashboard.slug, st) for f, st in rows])
+    feeds = feeds_service.list_feeds(session, dashboard)
+    return FeedList(items=[_feed_out(f, dashboard.slug, st) for f, st in feeds])
 
 
 @router.post(
@@ -794,37 +455,11 @@ def create_feed(slug: str, body: FeedCreate, engine: EngineDep) -> FeedOut:
     """
     with write_session(engine) as session:
         dashboard = get_dashboard(session, slug)
-        location, schedule, options = _check_feed(
-            dashboard,
-            role=body.role,
-            source=body.source,
-            location=body.location,
-            schedule=body.schedule,
-            mapping=body.mapping,
-            options=body.options,
-        )
-        if _name_taken(session, dashboard.id, body.name):
-            raise _feed_exists(body.name)
-        now = utcnow()
-        feed = CsvDashboardFeed(
-            id=uuid.uuid4(),
-            csv_dashboard_id=dashboard.id,
-            name=body.name,
-            role=body.role,
-            source=body.source,
-            location=location,
-            schedule=schedule,
-            enabled=body.enabled,
-            mapping=None if body.mapping is None else body.mapping.model_dump(mode="json"),
-            options=options,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(feed)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _feed_exists(body.name) from None
+        feed = feeds_service.create_feed(
+            session, dashboard, name=body.name, role=body.role, source=body.source,
+            location=body.location, schedule=body.schedule, enabled=body.enabled,
+            mapping=body.mapping, options=body.options,
+        )  # fmt: skip
         return _feed_out(feed, dashboard.slug)
 
 
@@ -841,52 +476,11 @@ def update_feed(slug: str, feed_id: uuid.UUID, body: FeedUpdate, engine: EngineD
     404 ``FEED_NOT_FOUND`` for a feed of another dashboard, 409 ``FEED_EXISTS`` on a rename
     onto a taken name.
     """
-    given = body.model_fields_set
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
     with write_session(engine) as session:
         dashboard = get_dashboard(session, slug)
-        feed = _feed_of(session, dashboard, feed_id)
-        name = body.name if body.name is not None else feed.name
-        role = body.role if body.role is not None else feed.role
-        source = body.source if body.source is not None else feed.source
-        location = body.location if "location" in given else feed.location
-        schedule = body.schedule if "schedule" in given else feed.schedule
-        if "mapping" in given:
-            mapping = body.mapping
-        else:
-            mapping = (
-                None if feed.mapping is None else AppearanceMapping.model_validate(feed.mapping)
-            )
-        options = body.options if "options" in given else feed.options
-        location, schedule, options = _check_feed(
-            dashboard,
-            role=role,
-            source=source,
-            location=location,
-            schedule=schedule,
-            mapping=mapping,
-            options=options,
-        )
-        if name != feed.name and _name_taken(session, dashboard.id, name, but=feed.id):
-            raise _feed_exists(name)
-        values: dict[str, Any] = {
-            "name": name,
-            "role": role,
-            "source": source,
-            "location": location,
-            "schedule": schedule,
-            "enabled": body.enabled if body.enabled is not None else feed.enabled,
-            "mapping": None if mapping is None else mapping.model_dump(mode="json"),
-            "options": options,
-        }
-        if any(getattr(feed, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(feed, key, value)
-            feed.updated_at = utcnow()
-            try:
-                session.flush()
-            except IntegrityError:
-                raise _feed_exists(name) from None
-        return _feed_out(feed, dashboard.slug, session.get(CsvDashboardFeedState, feed.id))
+        feed, state = feeds_service.update_feed(session, dashboard, feed_id, changes)
+        return _feed_out(feed, dashboard.slug, state)
 
 
 # --- routes: rows -------------------------------------------------------------------------
@@ -910,7 +504,7 @@ def list_rows(
         ),
     ] = None,
     state: Annotated[
-        Literal["active", "retired", "all"],
+        RowState,
         Query(description="Active rows (default), retired rows, or both."),
     ] = "active",
     cursor: Annotated[
@@ -934,51 +528,11 @@ def list_rows(
     client pages is never returned twice nor skipped (rows added after the walk began come at
     its end). 400 ``INVALID_LIMIT`` / ``INVALID_CURSOR``.
     """
-    if not 1 <= limit <= MAX_ROWS_PAGE:
-        raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_ROWS_PAGE}, not {limit}")
-    after = _decode_cursor(cursor) if cursor else None
-    dashboard = get_dashboard(session, slug)
-    is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
-
-    from csvboard.schedule.models import (
-        ProductionScheduleExternalCompletion as External,
-    )
-    from csvboard.schedule.models import (
-        ProductionScheduleProgress as Progress,
+    page = rows_service.page_rows(session, slug, q=q, state=state, cursor=cursor, limit=limit)
+    return DashboardRowPage(
+        items=[_row_out(row, completed) for row, completed in page.rows],
+        next_cursor=page.next_cursor,
     )
 
-    completed: ColumnElement[bool] = or_(
-        func.coalesce(Progress.is_completed, false()) == True,  # noqa: E712
-        func.coalesce(External.is_completed, false()) == True,  # noqa: E712
-    )
-    stmt = (
-        select(CsvDashboardRow, completed.label("completed"))
-        .outerjoin(Progress, Progress.csv_dashboard_row_id == CsvDashboardRow.id)
-        .outerjoin(External, External.csv_dashboard_row_id == CsvDashboardRow.id)
-        .where(CsvDashboardRow.csv_dashboard_id == dashboard.id)
-    )
-    if state == "active":
-        stmt = stmt.where(CsvDashboardRow.is_active == True)  # noqa: E712
-    elif state == "retired":
-        stmt = stmt.where(CsvDashboardRow.is_active == False)  # noqa: E712
-    if q is not None and q.strip():
-        stmt = stmt.where(_value_search(session, q))
-    if after is not None:
-        at, row_id = after
-        stmt = stmt.where(
-            or_(
-                CsvDashboardRow.created_at > at,
-                and_(CsvDashboardRow.created_at == at, CsvDashboardRow.id > row_id),
-            )
-        )
-    stmt = stmt.order_by(CsvDashboardRow.created_at, CsvDashboardRow.id).limit(limit + 1)
-    rows = list(session.execute(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [_row_out(r[0], bool(r[1]) if is_schedule else None) for r in rows]
-    last = rows[-1][0] if rows else None
-    next_cursor = _encode_cursor(last.created_at, last.id) if more and last is not None else None
-    return DashboardRowPage(items=items, next_cursor=next_cursor)
 
-
-__all__ = ["router", "validate_cron"]
+__all__ = ["router"]

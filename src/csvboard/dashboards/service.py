@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from csvboard.clock import utcnow
@@ -196,3 +198,190 @@ def purge_retired(
     if not dry_run:
         session.execute(delete(CsvDashboardRow).where(CsvDashboardRow.id.in_(doomed)))
     return PurgeReport(rows=rows, operator_records=records)
+
+
+# --- the admin's changes ---------------------------------------------------------------------
+
+MAX_PROCESSING_TYPE_LENGTH = 32  # production_schedule_row_processing.processing_type
+
+
+def new_dashboard(
+    session: Session,
+    slug: str,
+    *,
+    name: str | None,
+    preset: str | None,
+    columns: list[dict[str, Any]] | None,
+    key_columns: list[str] | None,
+    version_columns: list[str] | None,
+    ingest_mode: str | None,
+    encoding: str | None,
+) -> CsvDashboard:
+    """A dashboard from the ``production-schedule`` preset or from explicit columns (the
+    API's create). Raises pydantic's ``ValidationError`` for columns that do not hold
+    together, 400s for a preset mixed with columns, 409 ``DASHBOARD_EXISTS``."""
+    schema: DashboardSchema | None = None
+    if preset is not None:
+        if columns is not None or key_columns is not None:
+            raise InvalidRequest(
+                "PRESET_OR_COLUMNS", "give either a preset or columns and key_columns, not both"
+            )
+        if version_columns is not None:
+            raise InvalidRequest(
+                "PRESET_OR_COLUMNS", "a preset defines its own version_columns; remove them"
+            )
+    elif columns is None:
+        raise InvalidRequest(
+            "SCHEMA_REQUIRED",
+            f"give a preset ({PRODUCTION_SCHEDULE_PRESET!r}) or columns and key_columns",
+        )
+    else:
+        document: dict[str, Any] = {
+            "columns": columns,
+            "key_columns": key_columns or [],
+            "version_columns": version_columns or [],
+        }
+        if ingest_mode is not None:
+            document["ingest_mode"] = ingest_mode
+        if encoding is not None:
+            document["encoding"] = encoding
+        schema = DashboardSchema.model_validate(document)
+    try:
+        dashboard = create_dashboard(
+            session,
+            slug,
+            name=name,
+            preset=preset,
+            mode=ingest_mode if preset is not None else None,
+            schema=schema,
+        )
+        if preset is not None and encoding is not None:
+            dashboard.encoding = encoding
+        session.flush()
+    except IntegrityError:
+        # Two admins creating the same slug at once: the UNIQUE constraint decides.
+        raise Conflict(
+            "DASHBOARD_EXISTS", f"a dashboard with slug {slug!r} already exists"
+        ) from None
+    return dashboard
+
+
+def update_dashboard(
+    session: Session,
+    slug: str,
+    *,
+    name: str | None,
+    encoding: str | None,
+    new_processing_types: list[str] | None,
+    columns: list[dict[str, Any]] | None,
+    key_columns: list[str] | None,
+    version_columns: list[str] | None,
+    ingest_mode: str | None,
+) -> CsvDashboard:
+    """Rename, change the encoding, the production schedule's processing types, or — while
+    the dashboard has no rows — its columns, keys, versions and mode (``None``: unchanged).
+
+    400 ``NOT_A_SCHEDULE`` for processing types of a generic dashboard, 400 ``SCHEMA_FIXED``
+    for the shape of a production schedule, 409 ``DASHBOARD_HAS_ROWS`` for a shape change of
+    a dashboard that already holds rows; pydantic's ``ValidationError`` for a shape that does
+    not hold together. ``updated_at`` moves on any change.
+    """
+    types = None
+    if new_processing_types is not None:
+        types = normalised_processing_types(new_processing_types)
+    dashboard = get_dashboard(session, slug)
+    is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
+    changed = False
+    current = schema_of(dashboard)
+    shape = {
+        "columns": columns,
+        "key_columns": key_columns,
+        "version_columns": version_columns,
+        "ingest_mode": ingest_mode,
+    }
+    stored = {
+        "columns": dashboard.columns,
+        "key_columns": dashboard.key_columns,
+        "version_columns": dashboard.version_columns,
+        "ingest_mode": dashboard.ingest_mode,
+    }
+    shape_changes = {k: v for k, v in shape.items() if v is not None and v != stored[k]}
+    if types is not None and not is_schedule:
+        raise InvalidRequest(
+            "NOT_A_SCHEDULE",
+            "processing_types is an option of production-schedule dashboards only",
+        )
+    if shape_changes and is_schedule:
+        raise InvalidRequest(
+            "SCHEMA_FIXED",
+            "a production-schedule dashboard has the preset's columns and keys; "
+            f"{', '.join(shape_changes)} cannot change",
+        )
+    new_schema: DashboardSchema | None = None
+    if shape_changes:
+        document = current.model_dump(mode="json")
+        document.update(shape_changes)
+        new_schema = DashboardSchema.model_validate(document)
+        if has_rows(session, dashboard.id):
+            raise Conflict(
+                "DASHBOARD_HAS_ROWS",
+                f"dashboard {dashboard.slug!r} already has rows, so its "
+                f"{', '.join(shape_changes)} cannot change; create a new dashboard, or "
+                "purge its rows first",
+            )
+    if name is not None and name != dashboard.name:
+        dashboard.name = name
+        changed = True
+    if encoding is not None and encoding != dashboard.encoding:
+        dashboard.encoding = encoding
+        changed = True
+    if types is not None and types != list(processing_types(dashboard)):
+        dashboard.options = {**(dashboard.options or {}), "processing_types": types}
+        changed = True
+    if new_schema is not None:
+        dashboard.columns = [c.model_dump(mode="json") for c in new_schema.columns]
+        dashboard.key_columns = list(new_schema.key_columns)
+        dashboard.version_columns = list(new_schema.version_columns)
+        dashboard.ingest_mode = new_schema.ingest_mode
+        changed = True
+    if changed:
+        dashboard.updated_at = utcnow()
+        session.flush()
+    return dashboard
+
+
+def normalised_processing_types(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for raw in values:
+        value = unicodedata.normalize("NFKC", raw).strip()
+        if not value or len(value) > MAX_PROCESSING_TYPE_LENGTH:
+            raise InvalidRequest(
+                "INVALID_PROCESSING_TYPES",
+                f"processing type {raw!r} must be 1–{MAX_PROCESSING_TYPE_LENGTH} characters",
+            )
+        if value in out:
+            raise InvalidRequest(
+                "INVALID_PROCESSING_TYPES", f"processing type {value!r} is listed twice"
+            )
+        out.append(value)
+    return out
+
+
+def has_rows(session: Session, dashboard_id: uuid.UUID) -> bool:
+    return bool(
+        session.scalar(select(exists().where(CsvDashboardRow.csv_dashboard_id == dashboard_id)))
+    )
+
+
+def row_counts(session: Session, dashboard_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[int]]:
+    """[active, retired] row counts per dashboard, in one grouped query."""
+    counts: dict[uuid.UUID, list[int]] = {i: [0, 0] for i in dashboard_ids}
+    if not dashboard_ids:
+        return counts
+    for dashboard_id, active, n in session.execute(
+        select(CsvDashboardRow.csv_dashboard_id, CsvDashboardRow.is_active, func.count())
+        .where(CsvDashboardRow.csv_dashboard_id.in_(dashboard_ids))
+        .group_by(CsvDashboardRow.csv_dashboard_id, CsvDashboardRow.is_active)
+    ):
+        counts[dashboard_id][0 if active else 1] = int(n)
+    return counts

@@ -3,17 +3,17 @@
 from csvboard import auth as auth_models
 from csvboard.dashboards import models as dashboards_models
 from csvboard.db.base import Base
+from csvboard.feeds import models as feeds_models
 from csvboard.runs import models as runs_models
 from csvboard.schedule import models as schedule_models
-from csvboard.worker import models as worker_models
 
 metadata = Base.metadata
 
 __all__ = [
     "auth_models",
     "dashboards_models",
+    "feeds_models",
     "metadata",
     "runs_models",
     "schedule_models",
-    "worker_models",
 ]

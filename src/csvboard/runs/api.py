@@ -27,6 +27,7 @@ from csvboard.dashboards.service import feeds_of, get_dashboard
 from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
+from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IdempotencyKey, IngestionRun, IngestionRunLease
 from csvboard.runs.service import (
@@ -47,7 +48,6 @@ from csvboard.runs.service import (
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_file, store_stream
-from csvboard.worker.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
 

@@ -43,9 +43,7 @@ import email.policy
 import hashlib
 import imaplib
 import io
-import ipaddress
 import math
-import os
 import re
 import ssl
 import time
@@ -54,11 +52,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -66,13 +62,19 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
+from csvboard.feeds.imap_options import (
+    ImapOptions,
+    MailConfigError,
+    parse_options,
+    resolve_password,
+)
+from csvboard.feeds.models import MailMessage
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, create_run, error_summary
 from csvboard.runs.vocabulary import EventStatus, RunKind, RunMode, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
-from csvboard.worker.models import MailMessage
 
 log = structlog.get_logger("csvboard.mail")
 
@@ -84,163 +86,14 @@ PERMANENT_CODES = frozenset(
 MAX_ATTEMPTS = 3
 #: ``requested_by`` prefix of runs made from mail.
 REQUESTED_BY_PREFIX = "mail:"
-LOOPBACK_NAMES = frozenset({"localhost"})
 #: Messages whose headers are fetched per FETCH command.
 HEADER_BATCH = 200
-_MAILBOX_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _FETCH_UID_RE = re.compile(rb"UID (\d+)")
 _FETCH_SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
-class MailConfigError(Exception):
-    """The feed's settings cannot work (bad options, no password): shown as its error."""
-
-
 class MailServerError(Exception):
     """The server could not be reached or did not answer as expected: messages stay put."""
-
-
-# --- options ------------------------------------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class ImapOptions(BaseModel):
-    """An imap feed's ``options`` (the password itself is never among them).
-
-    ``tls``: ``implicit`` (IMAPS, port 993), ``starttls`` (port 143, upgraded before login) or
-    ``none`` (plain text: only for a server on this machine). ``allowed_senders``: addresses
-    or ``@domain`` entries, case-insensitive; empty means any sender. ``subject_pattern``: a
-    regular expression searched in the decoded subject. ``poll_seconds``: how often to poll
-    when the feed has no cron schedule.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1, max_length=255)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    tls: Literal["implicit", "starttls", "none"] = "implicit"
-    ca_file: str | None = Field(default=None, max_length=4096)
-    user: str = Field(min_length=1, max_length=255)
-    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-    password_file: str | None = Field(default=None, min_length=1, max_length=4096)
-    folder: str = "INBOX"
-    processed_folder: str = "csvboard-processed"
-    rejected_folder: str = "csvboard-rejected"
-    subject_pattern: str | None = Field(default=None, max_length=500)
-    allowed_senders: list[str] = Field(default_factory=list, max_length=200)
-    poll_seconds: float = Field(default=60.0, ge=0, le=86400)
-    run_kind: str | None = None
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip()
-        if not value or any(ch.isspace() or ch in "/@" for ch in value):
-            raise ValueError("host must be a host name or an IP address")
-        return value
-
-    @field_validator("folder", "processed_folder", "rejected_folder")
-    @classmethod
-    def _mailbox(cls, value: str) -> str:
-        if not _MAILBOX_RE.match(value) or '"' in value or "\\" in value:
-            raise ValueError("a folder name is printable ASCII without quotes or backslashes")
-        return value
-
-    @field_validator("subject_pattern")
-    @classmethod
-    def _pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-    @field_validator("allowed_senders")
-    @classmethod
-    def _senders(cls, value: list[str]) -> list[str]:
-        cleaned = []
-        for entry in value:
-            entry = entry.strip().lower()
-            if not re.fullmatch(r"[^@\s]*@[^@\s]+", entry):
-                raise ValueError(f"{entry!r} is neither an address nor an @domain")
-            cleaned.append(entry)
-        return cleaned
-
-    @field_validator("run_kind")
-    @classmethod
-    def _run_kind(cls, value: str | None) -> str | None:
-        if value is not None and value not in {k.value for k in RunKind}:
-            raise ValueError("run_kind must be one of " + ", ".join(k.value for k in RunKind))
-        return value
-
-    @model_validator(mode="after")
-    def _whole(self) -> ImapOptions:
-        if (self.password_env is None) == (self.password_file is None):
-            raise ValueError("give exactly one of password_env or password_file")
-        if self.tls == "none" and not _is_loopback(self.host):
-            raise ValueError("tls none (plain text) is allowed only for 127.0.0.1 or localhost")
-        if len({self.folder, self.processed_folder, self.rejected_folder}) != 3:
-            raise ValueError("folder, processed_folder and rejected_folder must differ")
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (993 if self.tls == "implicit" else 143)
-
-    def display_location(self) -> str:
-        """What the feed's ``location`` shows: ``imap://user@host:port/folder``."""
-        return f"imap://{self.user}@{self.host}:{self.effective_port}/{self.folder}"
-
-
-def parse_options(options: dict[str, Any] | None) -> ImapOptions:
-    """Validate an imap feed's options; :class:`MailConfigError` says what is wrong.
-
-    A ``password`` key is refused outright: the password must come from the environment or a
-    file, so that it is never stored in the database.
-    """
-    if not isinstance(options, dict):
-        raise MailConfigError("an imap feed needs options (host, user, password_env, ...)")
-    if "password" in options:
-        raise MailConfigError(
-            "options must not contain the password: name an environment variable "
-            "(password_env) or a file (password_file) that holds it"
-        )
-    try:
-        return ImapOptions.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            (".".join(str(p) for p in err["loc"]) + ": " if err["loc"] else "") + err["msg"]
-            for err in exc.errors(include_url=False, include_input=False)
-        )
-        raise MailConfigError(f"invalid imap options: {problems}") from None
-
-
-def resolve_password(options: ImapOptions) -> str:
-    """Read the password from its environment variable or file (never log the result)."""
-    if options.password_env is not None:
-        value = os.environ.get(options.password_env)
-        if not value:
-            raise MailConfigError(f"environment variable {options.password_env} is not set")
-        return value
-    assert options.password_file is not None
-    try:
-        value = Path(options.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise MailConfigError(
-            f"cannot read password file {options.password_file}: {exc.strerror or exc}"
-        ) from None
-    if not value:
-        raise MailConfigError(f"password file {options.password_file} is empty")
-    return value
 
 
 # --- the IMAP client ----------------------------------------------------------------------

@@ -62,13 +62,13 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
+from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import NewSource, active_identical_run, create_run, error_summary
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
 from csvboard.worker.mail import MailPoller
-from csvboard.worker.models import CsvDashboardFeedState
 
 log = structlog.get_logger("csvboard.scheduler")
 

@@ -1,7 +1,9 @@
-"""What the scheduler remembers about each feed between ticks (and across restarts).
+"""The feeds' operational state: what the scheduler remembers about each feed between ticks
+(and across restarts), and the mail an imap feed has claimed.
 
-One row per folder/url/imap feed the scheduler has looked at. It is the scheduler's own bookkeeping,
-kept apart from ``csv_dashboard_feeds`` (which people edit through the API) so that a tick
+One ``csv_dashboard_feed_state`` row per folder/url/imap feed the scheduler has looked at.
+It is the scheduler's own bookkeeping, kept apart from ``csv_dashboard_feeds`` (which people
+edit through the API) so that a tick
 never writes a row an administrator may be updating, and so the feed's configuration and its
 operational state can be read separately (the admin console shows the latter).
 """
