@@ -22,7 +22,6 @@ import time
 import unicodedata
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,9 @@ HYPOTHESIS_EXAMPLES = size(40, 400)
 
 
 @pytest.fixture
-def h(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(db_url, tmp_path / "data")
-    try:
-        yield harness
-    finally:
-        harness.close()
+def h(harness: Harness) -> Harness:
+    """The shared ``harness`` (tests/conftest.py) under this module's short name."""
+    return harness
 
 
 def ledger(h: Harness, run_id: uuid.UUID) -> dict[str, Any]:

@@ -7,9 +7,7 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,12 +60,9 @@ def partial_file() -> str:
 
 
 @pytest.fixture
-def h(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(db_url, tmp_path / "data")
-    try:
-        yield harness
-    finally:
-        harness.close()
+def h(harness: Harness) -> Harness:
+    """The shared ``harness`` (tests/conftest.py) under this module's short name."""
+    return harness
 
 
 @pytest.fixture
