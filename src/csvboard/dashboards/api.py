@@ -23,6 +23,7 @@ from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.dashboards import rows as rows_service
 from csvboard.dashboards.columns import (
+    COMPLETED_MARK,
     PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
@@ -48,7 +49,6 @@ from csvboard.feeds.models import CsvDashboardFeedState
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 
-COMPLETED_MARK = "完了"
 DEFAULT_ROWS_PAGE = 100
 MAX_SEARCH_LENGTH = 200
 MAX_PROCESSING_TYPES = 50

@@ -17,6 +17,8 @@ IngestMode = Literal["DEDUP", "APPEND"]
 Encoding = Literal["auto", "utf-8", "cp932"]
 DashboardKind = Literal["generic", "production_schedule"]
 PRODUCTION_SCHEDULE: DashboardKind = "production_schedule"
+# row_data.progress of an effectively completed step (docs/contract.md §2.2).
+COMPLETED_MARK = "完了"
 
 DEFAULT_MAX_LENGTH = 10_000
 

@@ -228,6 +228,11 @@ class Stage:
         self._source, self._feed = self._uid(source_id), self._uid(feed_id)
 
     @property
+    def completion_writes(self) -> str:
+        """The partial index of rows flagged by :meth:`Merge.flag_completion_writes`."""
+        return f"{self.name}_completion_write"
+
+    @property
     def candidates(self) -> str:
         """Stored rows that may be absent from a snapshot (:meth:`Merge.stage_absent`)."""
         return f"{self.name}_gone"
@@ -686,7 +691,7 @@ class Merge:
             f"  WHERE e.csv_dashboard_row_id = {s}.row_id), {completed})"
         )
         self.conn.exec_driver_sql(
-            f"CREATE INDEX {s}_completion_write ON {s} (seq) WHERE completion_write"
+            f"CREATE INDEX {stage.completion_writes} ON {s} (seq) WHERE completion_write"
             f"{'' if self.is_pg else ' = 1'}"
         )
         return flagged
@@ -709,12 +714,17 @@ class Merge:
         completed = "s.completion" if self.is_pg else "s.completion <> 0"
         wanted = ", ".join(f"'{o}'" for o in outcomes)
         only = f" AND {completed}" if completions_only else ""
+        source = f"{s} s"
         if flagged:
             only += " AND s.completion_write" + ("" if self.is_pg else " = 1")
+            if not self.is_pg:
+                # SQLite's planner, with no statistics on the partial index, may pick the
+                # outcome index and read every unchanged row under the lock instead.
+                source += f" INDEXED BY {stage.completion_writes}"
         return self._exec(
             "INSERT INTO production_schedule_external_completion (csv_dashboard_row_id,"
             " csv_dashboard_id, is_completed, source_feed_id, run_id, updated_at)"
-            f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {s} s"
+            f" SELECT s.row_id, :dash, {completed}, s.feed_id, :run, :now FROM {source}"
             f" WHERE s.outcome IN ({wanted}) AND s.completion IS NOT NULL AND s.row_id IS NOT NULL"
             f"{only}"
             # No record means "not completed": write false only over an existing true.

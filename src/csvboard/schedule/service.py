@@ -60,7 +60,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, aliased
 
 from csvboard.clock import utcnow
-from csvboard.dashboards.columns import PRODUCTION_SCHEDULE
+from csvboard.dashboards.columns import COMPLETED_MARK, PRODUCTION_SCHEDULE
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.presets import MACHINE_PART_PREFIXES
 from csvboard.dashboards.service import processing_types
@@ -81,7 +81,6 @@ from csvboard.schedule.models import (
 CompletionFilter = Literal["all", "complete", "incomplete"]
 CompletionIntent = Literal["complete", "incomplete"]
 
-COMPLETED_MARK = "完了"
 MAX_SEARCH_TOKENS = 8
 SEIBAN_LENGTH = 8
 MAX_PAGE_SIZE = 2000
