@@ -25,9 +25,9 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo
 
+from csvboard.dashboards.columns import Encoding
 from csvboard.dashboards.presets import production_schedule_schema
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
@@ -39,8 +39,6 @@ from csvboard.ingest.validate import (
     fold_duplicates,
     reject_record_error,
 )
-
-EncodingSetting = Literal["auto", "utf-8", "cp932"]
 
 EN_HEADER = [
     "ProductNo",
@@ -78,7 +76,7 @@ class CorpusCase:
     name: str
     description: str
     path: Path
-    encoding: EncodingSetting = "auto"
+    encoding: Encoding = "auto"
     codec: str | None = None
     run_error: str | None = None
     run_error_mentions: tuple[str, ...] = ()
@@ -111,7 +109,7 @@ class Outcome:
         return tuple(sorted(losers))
 
 
-def run_pipeline(path: Path, encoding: EncodingSetting = "auto", tz: str = "Asia/Tokyo") -> Outcome:
+def run_pipeline(path: Path, encoding: Encoding = "auto", tz: str = "Asia/Tokyo") -> Outcome:
     """decode -> header -> records -> RowValidator for the production-schedule preset."""
     schema = production_schedule_schema()
     outcome = Outcome()
@@ -179,7 +177,7 @@ class _Spec:
     name: str
     description: str
     content: Callable[[], bytes]
-    encoding: EncodingSetting = "auto"
+    encoding: Encoding = "auto"
     codec: str | None = "utf-8"
     run_error: str | None = None
     run_error_mentions: tuple[str, ...] = ()

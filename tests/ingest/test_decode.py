@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csvboard.dashboards.columns import Encoding
 from csvboard.ingest import decode
 from csvboard.ingest.decode import detect_encoding, open_text
 from csvboard.ingest.errors import RunError
@@ -63,7 +64,7 @@ def test_ascii_is_utf8(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("setting", ["auto", "utf-8", "cp932"])
-def test_empty_file_is_utf8(tmp_path: Path, setting: decode.EncodingSetting) -> None:
+def test_empty_file_is_utf8(tmp_path: Path, setting: Encoding) -> None:
     assert detect_encoding(write(tmp_path, b""), setting) == "utf-8"
 
 

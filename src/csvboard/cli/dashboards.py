@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -18,15 +17,9 @@ from csvboard.cli._common import (
     _write,
     out,
 )
+from csvboard.dashboards.vocabulary import IngestMode
 
 dashboards_app = typer.Typer(help="CSV dashboards.", no_args_is_help=True)
-
-
-class Mode(StrEnum):
-    """``dashboards.columns.IngestMode`` as a choice."""
-
-    DEDUP = "DEDUP"
-    APPEND = "APPEND"
 
 
 def _dashboard_doc(dashboard: Any) -> dict[str, Any]:
@@ -49,7 +42,9 @@ def dashboards_create(
     slug: str,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     preset: Annotated[str | None, typer.Option(help="Column preset: production-schedule.")] = None,
-    mode: Annotated[Mode | None, typer.Option(help="DEDUP (upsert by key) or APPEND.")] = None,
+    mode: Annotated[
+        IngestMode | None, typer.Option(help="DEDUP (upsert by key) or APPEND.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a dashboard (with its upload feeds)."""

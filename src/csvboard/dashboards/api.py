@@ -27,9 +27,7 @@ from csvboard.dashboards.columns import (
     PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
-    DashboardKind,
     Encoding,
-    IngestMode,
 )
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
 from csvboard.dashboards.rows import MAX_ROWS_PAGE, RowState
@@ -42,6 +40,7 @@ from csvboard.dashboards.service import (
     row_counts,
     update_dashboard,
 )
+from csvboard.dashboards.vocabulary import DashboardKind, FeedSource, IngestMode, TargetType
 from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import write_session
 from csvboard.feeds import service as feeds_service
@@ -131,10 +130,6 @@ class DashboardUpdate(BaseModel):
     ingest_mode: IngestMode | None = None
 
 
-FeedRole = Literal["official", "appearance"]
-FeedSource = Literal["upload", "folder", "url", "imap"]
-
-
 class FeedStateOut(BaseModel):
     """What the scheduler last saw of a feed (the admin console shows it)."""
 
@@ -153,7 +148,7 @@ class FeedOut(BaseModel):
     id: uuid.UUID
     dashboard: str = Field(description="The dashboard's slug.")
     name: str
-    role: FeedRole
+    role: TargetType
     source: FeedSource
     location: str | None
     schedule: str | None = Field(description="Cron (5 fields, Asia/Tokyo), or null.")
@@ -191,7 +186,7 @@ class FeedCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
-    role: FeedRole
+    role: TargetType
     source: FeedSource
     location: str | None = Field(default=None, min_length=1, max_length=4096)
     schedule: str | None = Field(default=None, max_length=64)
@@ -209,7 +204,7 @@ class FeedUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=64)
-    role: FeedRole | None = None
+    role: TargetType | None = None
     source: FeedSource | None = None
     location: str | None = Field(default=None, min_length=1, max_length=4096)
     schedule: str | None = Field(default=None, max_length=64)

@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from csvboard.dashboards.vocabulary import DashboardKind, IngestMode
+
 ColumnType = Literal["text", "int", "decimal", "date", "datetime"]
-IngestMode = Literal["DEDUP", "APPEND"]
 Encoding = Literal["auto", "utf-8", "cp932"]
-DashboardKind = Literal["generic", "production_schedule"]
-PRODUCTION_SCHEDULE: DashboardKind = "production_schedule"
+PRODUCTION_SCHEDULE = DashboardKind.PRODUCTION_SCHEDULE
 # row_data.progress of an effectively completed step (docs/contract.md §2.2).
 COMPLETED_MARK = "完了"
 
@@ -82,7 +82,7 @@ class DashboardSchema(BaseModel):
     columns: tuple[ColumnDef, ...] = Field(min_length=1)
     key_columns: tuple[str, ...] = ()
     version_columns: tuple[str, ...] = ()
-    ingest_mode: IngestMode = "DEDUP"
+    ingest_mode: IngestMode = IngestMode.DEDUP
     encoding: Encoding = "auto"
     # A source-owned completion column (production schedule: ``progress``). Its values never
     # go into row_data; they set production_schedule_external_completion.
@@ -103,7 +103,7 @@ class DashboardSchema(BaseModel):
             for name in group:
                 if name not in names:
                     raise ValueError(f"{label} names unknown column {name!r}")
-        if self.ingest_mode == "DEDUP" and not self.key_columns:
+        if self.ingest_mode == IngestMode.DEDUP and not self.key_columns:
             raise ValueError("a DEDUP dashboard needs at least one key column")
         if self.completion_column is not None and self.completion_column not in names:
             raise ValueError(f"completion_column names unknown column {self.completion_column!r}")

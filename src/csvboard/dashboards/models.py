@@ -20,6 +20,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from csvboard.dashboards.vocabulary import (
+    DashboardKind,
+    FeedSource,
+    IngestMode,
+    TargetType,
+    sql_in,
+)
 from csvboard.db.base import NOW, Base, JSONDocument, UTCDateTime
 
 SLUG_CHECK = "length(slug) BETWEEN 1 AND 64 AND slug NOT LIKE '%/%' AND slug NOT LIKE '% %'"
@@ -44,8 +51,8 @@ class CsvDashboard(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
 
     __table_args__ = (
-        CheckConstraint("kind IN ('generic', 'production_schedule')", name="kind"),
-        CheckConstraint("ingest_mode IN ('DEDUP', 'APPEND')", name="ingest_mode"),
+        CheckConstraint(sql_in("kind", DashboardKind), name="kind"),
+        CheckConstraint(sql_in("ingest_mode", IngestMode), name="ingest_mode"),
         CheckConstraint("encoding IN ('auto', 'utf-8', 'cp932')", name="encoding"),
         CheckConstraint(SLUG_CHECK, name="slug_format"),
         # A composite target for rows' (id, dashboard) foreign keys is on the rows table.
@@ -74,8 +81,8 @@ class CsvDashboardFeed(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
 
     __table_args__ = (
-        CheckConstraint("role IN ('official', 'appearance')", name="role"),
-        CheckConstraint("source IN ('upload', 'folder', 'url', 'imap')", name="source"),
+        CheckConstraint(sql_in("role", TargetType), name="role"),
+        CheckConstraint(sql_in("source", FeedSource), name="source"),
         CheckConstraint("source = 'upload' OR location IS NOT NULL", name="location_required"),
         CheckConstraint(
             "role = 'official' OR mapping IS NOT NULL", name="appearance_needs_mapping"

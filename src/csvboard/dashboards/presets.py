@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from csvboard.dashboards.columns import ColumnDef, DashboardSchema
+from csvboard.dashboards.vocabulary import IngestMode
 
 DEFAULT_PROCESSING_TYPES: tuple[str, ...] = ("塗装", "カニゼン", "LSLH", "その他01", "その他02")
 
@@ -74,7 +75,7 @@ def production_schedule_schema() -> DashboardSchema:
         columns=columns,
         key_columns=("FSEIBAN", "FHINCD", "FSIGENCD", "FKOJUN"),
         version_columns=("ProductNo", "updatedAt"),
-        ingest_mode="DEDUP",
+        ingest_mode=IngestMode.DEDUP,
         encoding="auto",
         completion_column="progress",
         completion_values=("完了",),

@@ -21,6 +21,7 @@ from csvboard.dashboards.columns import (
     DashboardSchema,
 )
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
+from csvboard.dashboards.vocabulary import DashboardKind, FeedSource, IngestMode, TargetType
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -69,7 +70,7 @@ def create_dashboard(
         )
     if session.scalar(select(CsvDashboard.id).where(CsvDashboard.slug == slug)) is not None:
         raise Conflict("DASHBOARD_EXISTS", f"a dashboard with slug {slug!r} already exists")
-    kind = "generic"
+    kind = DashboardKind.GENERIC
     options: dict[str, Any] = {}
     feeds: list[CsvDashboardFeed] = []
     if preset == PRODUCTION_SCHEDULE_PRESET:
@@ -87,8 +88,8 @@ def create_dashboard(
         feeds.append(
             CsvDashboardFeed(
                 name="status-report",
-                role="appearance",
-                source="upload",
+                role=TargetType.APPEARANCE,
+                source=FeedSource.UPLOAD,
                 mapping=status_mapping.model_dump(mode="json"),
             )
         )
@@ -97,7 +98,7 @@ def create_dashboard(
     if schema is None:
         raise InvalidRequest("SCHEMA_REQUIRED", "give a preset or column definitions")
     if mode is not None:
-        if mode not in ("DEDUP", "APPEND"):
+        if mode not in tuple(IngestMode):
             raise InvalidRequest("INVALID_MODE", f"mode must be DEDUP or APPEND, not {mode!r}")
         schema = DashboardSchema.model_validate({**schema.model_dump(), "ingest_mode": mode})
     options.update(
@@ -122,7 +123,9 @@ def create_dashboard(
     )
     session.add(dashboard)
     session.flush()
-    feeds.insert(0, CsvDashboardFeed(name="upload", role="official", source="upload"))
+    feeds.insert(
+        0, CsvDashboardFeed(name="upload", role=TargetType.OFFICIAL, source=FeedSource.UPLOAD)
+    )
     for feed in feeds:
         feed.id = uuid.uuid4()
         feed.csv_dashboard_id = dashboard.id
@@ -166,7 +169,7 @@ def feeds_of(session: Session, dashboard_id: uuid.UUID, role: str) -> list[CsvDa
 def upload_feed(session: Session, dashboard_id: uuid.UUID, role: str) -> CsvDashboardFeed:
     """The feed an uploaded file of this role arrives through."""
     for feed in feeds_of(session, dashboard_id, role):
-        if feed.source == "upload":
+        if feed.source == FeedSource.UPLOAD:
             return feed
     raise InvalidRequest(
         "NO_FEED_FOR_ROLE", f"this dashboard has no enabled upload feed with role {role!r}"

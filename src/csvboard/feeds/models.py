@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from csvboard.dashboards.vocabulary import sql_in
 from csvboard.db.base import NOW, Base, UTCDateTime
 
 
@@ -51,8 +53,14 @@ class CsvDashboardFeedState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-#: ``mail_messages.state`` values, in life-cycle order (see csvboard.worker.mail).
-MAIL_STATES = ("queued", "retry", "rejecting", "processed", "rejected")
+class MailState(StrEnum):
+    """``mail_messages.state``, in life-cycle order (see csvboard.worker.mail)."""
+
+    QUEUED = "queued"  # claimed; its run is queued or running
+    RETRY = "retry"  # released after a transient failure: the next poll may claim it again
+    REJECTING = "rejecting"  # nothing to ingest; being moved to the rejected folder
+    PROCESSED = "processed"  # its run succeeded (or was partial); moved to processed
+    REJECTED = "rejected"  # moved to the rejected folder, with the reason
 
 
 class MailMessage(Base):
@@ -86,9 +94,7 @@ class MailMessage(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        CheckConstraint(
-            "state IN (" + ", ".join(f"'{s}'" for s in MAIL_STATES) + ")", name="state"
-        ),
+        CheckConstraint(sql_in("state", MailState), name="state"),
         UniqueConstraint("feed_id", "message_id"),
         Index("ix_mail_messages_feed_state", "feed_id", "state"),
     )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TextIO
 
+from csvboard.dashboards.columns import Encoding
 from csvboard.ingest.errors import RunError
-
-EncodingSetting = Literal["auto", "utf-8", "cp932"]
 
 UTF8_BOM = codecs.BOM_UTF8
 CHUNK_SIZE = 1 << 20  # 1 MiB: large enough to be fast, small enough to never matter
@@ -96,7 +95,7 @@ def _starts_with_bom(path: Path) -> bool:
         return fh.read(len(UTF8_BOM)) == UTF8_BOM
 
 
-def detect_encoding(path: Path, setting: EncodingSetting) -> str:
+def detect_encoding(path: Path, setting: Encoding) -> str:
     """Return the Python codec to read ``path`` with: ``utf-8-sig``, ``utf-8`` or ``cp932``.
 
     ``auto``: a UTF-8 BOM means UTF-8 (the rest must then be valid UTF-8); otherwise strict

@@ -28,6 +28,7 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.columns import DashboardSchema
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import mapping_of, schema_of
+from csvboard.dashboards.vocabulary import IngestMode
 from csvboard.db.engine import (
     SQLITE_IMMEDIATE,
     SQLITE_RUN_CACHE_KIB,
@@ -310,7 +311,7 @@ class RunExecutor:
         merge_ctx = MergeContext(
             run_id=self.run_id,
             dashboard_id=dashboard.id,
-            dedup=schema.ingest_mode == "DEDUP",
+            dedup=schema.ingest_mode == IngestMode.DEDUP,
             snapshot=kind is RunKind.OFFICIAL_INGESTION,
             now=utcnow(),
         )

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from csvboard.dashboards.vocabulary import TargetType, sql_in
+
+__all__ = [
+    "ACTIVE_STATUSES", "RETRYABLE_STATUSES", "TERMINAL_STATUSES", "EventStatus", "ItemStatus",
+    "RunKind", "RunMode", "RunStatus", "TargetType", "UpdateType", "sql_in",
+]  # fmt: skip
+
 
 class RunKind(StrEnum):
     OFFICIAL_INGESTION = "official_ingestion"
@@ -36,11 +43,6 @@ ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.CANCELLED})
 
 
-class TargetType(StrEnum):
-    OFFICIAL = "official"
-    APPEARANCE = "appearance"
-
-
 class ItemStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -59,9 +61,3 @@ class EventStatus(StrEnum):
     SUCCESS = "success"
     WARN = "warn"
     FAILURE = "failure"
-
-
-def sql_in(column: str, values: object) -> str:
-    """``column IN ('a', 'b')`` for a CHECK constraint from a vocabulary."""
-    items = ", ".join(f"'{v}'" for v in values)  # type: ignore[attr-defined]
-    return f"{column} IN ({items})"

@@ -69,12 +69,13 @@ from csvboard.feeds.imap_options import (
     resolve_password,
 )
 from csvboard.feeds.models import MailMessage
+from csvboard.feeds.runs import queue_feed_run
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import NewSource, create_run, error_summary
-from csvboard.runs.vocabulary import EventStatus, RunKind, RunMode, RunStatus
+from csvboard.runs.service import error_summary
+from csvboard.runs.vocabulary import EventStatus, RunKind, RunStatus
 from csvboard.settings import Settings
-from csvboard.storage import StoredFile, store_stream
+from csvboard.storage import store_stream
 
 log = structlog.get_logger("csvboard.mail")
 
@@ -592,7 +593,15 @@ class MailPoller:
             db_feed = session.get(CsvDashboardFeed, feed.id)
             if dashboard is None or db_feed is None:
                 raise MailServerError(f"feed {feed.name} was deleted")  # rolls the claim back
-            run = self._create_run(session, dashboard, db_feed, options, stored, header, key)
+            run = queue_feed_run(
+                session,
+                dashboard,
+                db_feed,
+                stored,
+                official_run_kind=options.run_kind or self.official_run_kind,
+                requested_by=REQUESTED_BY_PREFIX + (header.sender or "unknown"),
+                message_id=key,
+            )
             session.execute(
                 update(MailMessage)
                 .where(MailMessage.feed_id == feed.id, MailMessage.message_id == key)
@@ -602,30 +611,6 @@ class MailPoller:
         result.run_ids.append(run_id)
         log.info("mail_run_queued", feed=feed.name, run_id=str(run_id), sender=header.sender)
         return "queued"
-
-    def _create_run(
-        self,
-        session: Session,
-        dashboard: CsvDashboard,
-        feed: CsvDashboardFeed,
-        options: ImapOptions,
-        stored: StoredFile,
-        header: MessageHeader,
-        key: str,
-    ) -> IngestionRun:
-        if feed.role == "appearance":
-            run_kind = RunKind.APPEARANCE_SUPPLEMENT.value
-        else:
-            run_kind = options.run_kind or self.official_run_kind
-        return create_run(
-            session,
-            dashboard=dashboard,
-            run_kind=run_kind,
-            target_types=[feed.role],
-            sources=[NewSource(feed=feed, stored=stored, message_id=key)],
-            mode=RunMode.SCHEDULED.value,
-            requested_by=(REQUESTED_BY_PREFIX + (header.sender or "unknown"))[:64],
-        )
 
     def _claim(
         self,

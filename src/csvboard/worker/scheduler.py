@@ -63,9 +63,10 @@ from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
 from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.feeds.runs import queue_feed_run
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import NewSource, active_identical_run, create_run, error_summary
-from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus
+from csvboard.runs.service import active_identical_run, error_summary
+from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
 from csvboard.worker.mail import MailPoller
@@ -779,7 +780,14 @@ class Scheduler:
                         f"unchanged file; run {active} of it is still queued or running"
                     )
                     raise _Skip
-                run = self._create_run(session, dashboard, db_feed, stored)
+                run = queue_feed_run(
+                    session,
+                    dashboard,
+                    db_feed,
+                    stored,
+                    official_run_kind=self.official_run_kind,
+                    requested_by=REQUESTED_BY,
+                )
                 outcome.run_ids.append(run.run_id)
                 outcome.message = f"queued run {run.run_id} of {stored.file_name}"
         except _Skip:
@@ -812,7 +820,14 @@ class Scheduler:
         try:
             with write_session(self.engine) as session:
                 dashboard, db_feed = self._dashboard_and_feed(session, feed)
-                run = self._create_run(session, dashboard, db_feed, stored)
+                run = queue_feed_run(
+                    session,
+                    dashboard,
+                    db_feed,
+                    stored,
+                    official_run_kind=self.official_run_kind,
+                    requested_by=REQUESTED_BY,
+                )
                 run_id = run.run_id
                 # Named after the run before the commit: see the module docstring.
                 final = layout.processing / f"{run_id}{CLAIM_SEPARATOR}{claimed.original_name}"
@@ -867,27 +882,6 @@ class Scheduler:
         if db_feed is None or dashboard is None or not db_feed.enabled:
             raise _FeedGone(f"feed {feed.name} was deleted or disabled")
         return dashboard, db_feed
-
-    def _create_run(
-        self,
-        session: Session,
-        dashboard: CsvDashboard,
-        feed: CsvDashboardFeed,
-        stored: StoredFile,
-    ) -> IngestionRun:
-        if feed.role == "appearance":
-            run_kind = RunKind.APPEARANCE_SUPPLEMENT.value
-        else:
-            run_kind = self.official_run_kind
-        return create_run(
-            session,
-            dashboard=dashboard,
-            run_kind=run_kind,
-            target_types=[feed.role],
-            sources=[NewSource(feed=feed, stored=stored)],
-            mode=RunMode.SCHEDULED.value,
-            requested_by=REQUESTED_BY,
-        )
 
     # -- settling processed files --
 
