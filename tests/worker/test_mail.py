@@ -24,11 +24,11 @@ import pytest
 from sqlalchemy import Engine, select, update
 from starlette.responses import Response
 
+from csvboard.api.health import get_health
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
 from csvboard.feeds.imap_options import MailConfigError, parse_options, resolve_password
 from csvboard.feeds.models import CsvDashboardFeedState, MailMessage
-from csvboard.runs.api import get_health
 from csvboard.runs.models import IngestionEvent, IngestionRun, IngestionRunSource
 from csvboard.settings import Settings
 from csvboard.worker.scheduler import Scheduler

@@ -1,41 +1,54 @@
 """The run ledger over HTTP (docs/contract.md §5): start, list, inspect, re-run and cancel
-runs; health."""
+runs. Health is ``csvboard.api.health``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from csvboard.api import idempotency
 from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
+from csvboard.api.idempotency import IdempotentRequest
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Principal, Role
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
-from csvboard.dashboards.service import feeds_of, get_dashboard
-from csvboard.db import upsert
-from csvboard.db.engine import read_session, write_session
+from csvboard.dashboards.service import feeds_of, get_dashboard, list_dashboards, upload_feed
+from csvboard.db.cursor import decode_cursor
+from csvboard.db.engine import write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs import lifecycle
-from csvboard.runs.models import IdempotencyKey, IngestionRun, IngestionRunLease
+from csvboard.runs.models import IngestionRun
+from csvboard.runs.schemas import (
+    CancelResult,
+    DashboardLatest,
+    Event,
+    Item,
+    ItemPage,
+    Latest,
+    Run,
+    RunAccepted,
+    RunDetail,
+    RunLink,
+    RunPage,
+    StartRunJson,
+)
 from csvboard.runs.service import (
     NewSource,
     active_identical_run,
+    check_limit,
     create_run,
     dashboard_of,
     event_dict,
+    get_run,
     item_dict,
     ledger_dict,
     list_events,
@@ -51,127 +64,8 @@ from csvboard.storage import StoredFile, store_file, store_stream
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 START_ENDPOINT = "POST /api/v1/ops/ingestion/runs"
 MAX_FILES = 10
-
-
-# -- response models --------------------------------------------------------------------------
-
-
-class RunAccepted(BaseModel):
-    run_id: uuid.UUID
-    status: str
-    accepted_at: datetime
-    trace_id: str
-
-
-class Run(BaseModel):
-    """The ledger's columns (docs/design/ingestion_runs_table.md) plus what the admin needs."""
-
-    run_id: uuid.UUID
-    run_kind: str
-    mode: str
-    status: str
-    target_types: list[str]
-    parent_run_id: uuid.UUID | None
-    requested_by: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    target_count: int
-    processed_count: int
-    success_count: int
-    failed_count: int
-    unprocessed_count: int
-    trace_id: str
-    created_at: datetime
-    error_summary: str | None
-    dashboard: str | None = None
-
-
-class RunPage(BaseModel):
-    items: list[Run]
-    next_cursor: str | None
-
-
-class Source(BaseModel):
-    file_name: str
-    role: str
-    feed_id: uuid.UUID | None
-    size_bytes: int | None
-    sha256: str | None
-    detected_encoding: str | None
-
-
-class RunLink(BaseModel):
-    run_id: uuid.UUID
-    status: str
-
-
-class RunDetail(Run):
-    retryable: bool
-    sources: list[Source]
-    parent: RunLink | None
-    children: list[RunLink]
-
-
-class Item(BaseModel):
-    line_number: int | None
-    row_key: str | None
-    status: str
-    update_type: str | None
-    reason_code: str | None
-    message: str | None
-    row_id: uuid.UUID | None
-
-
-class ItemPage(BaseModel):
-    items: list[Item]
-    next_cursor: str | None
-
-
-class Event(BaseModel):
-    event_type: str
-    event_status: str
-    from_status: str | None
-    to_status: str | None
-    error_code: str | None
-    message: str | None
-    details: dict[str, Any] | None
-    occurred_at: datetime
-    trace_id: str
-
-
-class CancelResult(BaseModel):
-    run_id: uuid.UUID
-    status: str
-    detail: str
-
-
-class DashboardLatest(BaseModel):
-    dashboard: str
-    latest_run: Run | None
-    last_success_at: datetime | None
-
-
-class Latest(BaseModel):
-    latest: Run | None
-    dashboards: list[DashboardLatest]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded", "critical"]
-    checks: dict[str, str]
-
-
-class StartRunJson(BaseModel):
-    """A run of feeds that fetch their own files (no upload)."""
-
-    dashboard: str = Field(min_length=1, max_length=64)
-    run_kind: Literal["official_ingestion", "incremental_update", "appearance_supplement"]
-    trigger_mode: Literal["manual", "scheduled"] = "manual"
-    target_types: list[Literal["official", "appearance"]] = Field(default_factory=list)
-    feeds: list[str] | None = None
 
 
 # -- starting runs ----------------------------------------------------------------------------
@@ -211,11 +105,6 @@ START_BODY = {
         },
     },
 }
-
-
-def _payload_hash(fields: dict[str, Any], files: list[StoredFile]) -> str:
-    doc = {**fields, "files": [f.sha256 for f in files]}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def _default_targets(run_kind: str) -> list[str]:
@@ -327,25 +216,28 @@ def _start_run(
         raise InvalidRequest(
             "INVALID_TARGET", "an uploaded file belongs to exactly one target type"
         )
-    payload_hash = _payload_hash(
-        {k: fields[k] for k in ("dashboard", "run_kind", "trigger_mode", "target_types", "feeds")},
-        stored,
+    asked = {
+        k: fields[k] for k in ("dashboard", "run_kind", "trigger_mode", "target_types", "feeds")
+    }
+    request = IdempotentRequest(
+        key=key,
+        principal=principal.name,
+        endpoint=START_ENDPOINT,
+        payload_hash=idempotency.payload_hash({**asked, "files": [f.sha256 for f in stored]}),
+        now=utcnow(),
     )
-    now = utcnow()
     with write_session(engine) as session:
         dashboard = get_dashboard(session, fields["dashboard"])
-        existing = _idempotent_replay(session, principal, key, payload_hash, now)
-        if existing is not None:
-            return existing, False
-        claimed = _claim_key(session, principal, key, payload_hash, now)
-        if not claimed:
+        earlier = request.replay(session)
+        if earlier is None and not request.claim(session):
             # A concurrent identical request won the key (PostgreSQL waited for its commit).
-            replay = _idempotent_replay(session, principal, key, payload_hash, now)
-            if replay is None:
+            earlier = request.replay(session)
+            if earlier is None:
                 raise Conflict(
                     "IDEMPOTENCY_IN_PROGRESS", "the same request is still being accepted"
                 )
-            return replay, False
+        if earlier is not None:
+            return get_run(session, earlier), False
         for file in stored:
             active = active_identical_run(session, dashboard.id, file.sha256)
             if active is not None:
@@ -354,8 +246,6 @@ def _start_run(
                     f"run {active} of the same file for {dashboard.slug} is queued or running",
                 )
         if stored:
-            from csvboard.dashboards.service import upload_feed
-
             feed = upload_feed(session, dashboard.id, targets[0])
             sources = [NewSource(feed=feed, stored=f) for f in stored]
         else:
@@ -370,57 +260,8 @@ def _start_run(
             requested_by=principal.label,
             trace_id=trace_id,
         )
-        session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.key == key,
-                IdempotencyKey.principal == principal.name,
-                IdempotencyKey.endpoint == START_ENDPOINT,
-            )
-            .values(run_id=run.run_id)
-        )
+        request.record(session, run.run_id)
         return run, True
-
-
-def _claim_key(
-    session: Session, principal: Principal, key: str, payload_hash: str, now: datetime
-) -> bool:
-    """Insert the key unless it exists; on PostgreSQL a concurrent insert of the same key makes
-    this wait for that transaction, then do nothing — so exactly one request creates the run."""
-    statement = upsert.insert(session, IdempotencyKey).values(
-        key=key,
-        principal=principal.name,
-        endpoint=START_ENDPOINT,
-        payload_hash=payload_hash,
-        run_id=None,
-        created_at=now,
-        expires_at=now + IDEMPOTENCY_TTL,
-    )
-    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING here.
-    inserted = session.execute(
-        statement.on_conflict_do_nothing().returning(IdempotencyKey.key)
-    ).scalar_one_or_none()
-    return inserted is not None
-
-
-def _idempotent_replay(
-    session: Session, principal: Principal, key: str, payload_hash: str, now: datetime
-) -> IngestionRun | None:
-    row = session.get(IdempotencyKey, (key, principal.name, START_ENDPOINT))
-    if row is None:
-        return None
-    if row.expires_at <= now:
-        session.delete(row)
-        session.flush()
-        return None
-    if row.payload_hash != payload_hash:
-        raise Conflict(
-            "IDEMPOTENCY_CONFLICT",
-            "this Idempotency-Key was used with a different request in the last 24 hours",
-        )
-    if row.run_id is None:
-        return None
-    return session.get(IngestionRun, row.run_id)
 
 
 @router.post(
@@ -438,16 +279,7 @@ async def start_run(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> RunAccepted:
-    key = request.headers.get("idempotency-key", "").strip()
-    if not key:
-        raise InvalidRequest(
-            "MISSING_IDEMPOTENCY_KEY",
-            "send an Idempotency-Key header (e.g. a UUID) with each start",
-        )
-    if len(key) > 255:
-        raise InvalidRequest(
-            "INVALID_IDEMPOTENCY_KEY", "the Idempotency-Key is over 255 characters"
-        )
+    key = idempotency.key_from(request)
     fields, stored = await _read_start_request(request, settings)
     trace_id: str = request.state.trace_id
     run, created = await run_in_threadpool(
@@ -493,8 +325,6 @@ def get_runs(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> RunPage:
-    from csvboard.db.cursor import decode_cursor
-    from csvboard.runs.service import check_limit
 
     check_limit(limit)  # 400 before 404
     if cursor:
@@ -534,8 +364,6 @@ def get_run_detail(run_id: str, session: ReadSession) -> RunDetail:
 
 
 def _existing_run_id(session: Session, run_id: str) -> uuid.UUID:
-    from csvboard.runs.service import get_run
-
     return get_run(session, run_id).run_id
 
 
@@ -553,8 +381,6 @@ def get_run_items(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> ItemPage:
-    from csvboard.db.cursor import decode_cursor
-    from csvboard.runs.service import check_limit
 
     check_limit(limit)  # 400 before 404, as everywhere
     if cursor:
@@ -610,8 +436,6 @@ def post_retry(
 )
 def post_cancel(run_id: str, principal: PrincipalDep, engine: EngineDep) -> CancelResult:
     with write_session(engine) as session:
-        from csvboard.runs.service import get_run
-
         rid = get_run(session, run_id).run_id
         after = lifecycle.cancel(session, rid, by=principal.label)
     detail = (
@@ -630,8 +454,6 @@ def post_cancel(run_id: str, principal: PrincipalDep, engine: EngineDep) -> Canc
     summary="The newest run, and per dashboard its newest run and last success",
 )
 def get_latest(session: ReadSession) -> Latest:
-    from csvboard.dashboards.service import list_dashboards
-
     newest, _ = list_runs(session, limit=1)
     boards = []
     for board in list_dashboards(session):
@@ -647,86 +469,3 @@ def get_latest(session: ReadSession) -> Latest:
             )
         )
     return Latest(latest=_run_model(session, newest[0]) if newest else None, dashboards=boards)
-
-
-STALE_QUEUE = timedelta(minutes=10)
-LOST_HEARTBEAT = timedelta(seconds=60)
-#: A mail feed's error counts once it has outlasted this many poll intervals (at least
-#: MAIL_MIN_OUTAGE) since the last successful poll (or since the feed was created).
-MAIL_OUTAGE_POLLS = 3
-MAIL_MIN_OUTAGE = timedelta(minutes=5)
-
-
-def _failing_mail_feeds(session: Session, now: datetime) -> list[str]:
-    """``slug/feed: error`` of each enabled imap feed whose error has persisted."""
-    rows = session.execute(
-        select(CsvDashboardFeed, CsvDashboard.slug, CsvDashboardFeedState)
-        .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
-        .join(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
-        .where(
-            CsvDashboardFeed.source == "imap",
-            CsvDashboardFeed.enabled.is_(True),
-            CsvDashboardFeedState.last_error.is_not(None),
-        )
-        .order_by(CsvDashboard.slug, CsvDashboardFeed.name)
-    ).all()
-    failing = []
-    for feed, slug, state in rows:
-        try:
-            poll = float((feed.options or {}).get("poll_seconds", 60))
-        except (TypeError, ValueError):
-            poll = 60.0
-        allowed = max(timedelta(seconds=MAIL_OUTAGE_POLLS * poll), MAIL_MIN_OUTAGE)
-        since = state.last_success_at or feed.created_at
-        if now - since > allowed:
-            failing.append(f"{slug}/{feed.name}: {state.last_error}")
-    return failing
-
-
-@router.get(
-    "/diagnostics/health",
-    response_model=Health,
-    summary="ok | degraded | critical (public: for load balancers and monitors)",
-)
-def get_health(engine: EngineDep, response: Response) -> Health:
-    checks: dict[str, str] = {}
-    try:
-        with read_session(engine) as session:
-            session.execute(select(1))
-            checks["database"] = "ok"
-            now = utcnow()
-            oldest_queued = session.scalar(
-                select(func.min(IngestionRun.created_at)).where(
-                    IngestionRun.status == RunStatus.QUEUED.value
-                )
-            )
-            stuck = session.scalar(
-                select(func.count())
-                .select_from(IngestionRun)
-                .join(IngestionRunLease, IngestionRunLease.run_id == IngestionRun.run_id)
-                .where(
-                    IngestionRun.status == RunStatus.RUNNING.value,
-                    IngestionRunLease.heartbeat_at < now - LOST_HEARTBEAT,
-                )
-            )
-            failing_feeds = _failing_mail_feeds(session, now)
-    except SQLAlchemyError as exc:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Health(status="critical", checks={"database": f"unreachable ({type(exc).__name__})"})
-    degraded = False
-    if oldest_queued is not None and now - oldest_queued > STALE_QUEUE:
-        checks["queue"] = f"a run has waited since {oldest_queued.isoformat()}"
-        degraded = True
-    else:
-        checks["queue"] = "ok"
-    if stuck:
-        checks["workers"] = f"{stuck} running run(s) without a heartbeat for over 60 s"
-        degraded = True
-    else:
-        checks["workers"] = "ok"
-    if failing_feeds:
-        checks["mail_feeds"] = "failing: " + " | ".join(failing_feeds)
-        degraded = True
-    else:
-        checks["mail_feeds"] = "ok"
-    return Health(status="degraded" if degraded else "ok", checks=checks)

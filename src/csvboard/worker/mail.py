@@ -29,7 +29,7 @@ marked read and moved to the processed folder.
 
 **Errors.** A server that cannot be reached, a timeout or a dropped connection leaves every
 message where it is; the error is the feed's ``last_error`` and, when it outlasts three poll
-intervals (at least 5 minutes), the health endpoint reports the feed (``csvboard.runs.api``).
+intervals (at least 5 minutes), the health endpoint reports the feed (``csvboard.feeds.health``).
 
 The password is read from an environment variable or a file at each poll; it is never stored
 in the database, never logged and never part of an error message.

@@ -1,0 +1,46 @@
+"""The ledger's part of health (docs/contract.md §5, "Health"): a queue that does not move,
+and running runs whose worker stopped renewing its lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from csvboard.runs.models import IngestionRun, IngestionRunLease
+from csvboard.runs.vocabulary import RunStatus
+
+#: A queued run older than this means no worker is taking runs.
+STALE_QUEUE = timedelta(minutes=10)
+#: A running run without a heartbeat for this long has lost its worker (the reaper fails it
+#: after ``CSVBOARD_LEASE_TIMEOUT_SECONDS``; health reports it in the meantime).
+LOST_HEARTBEAT = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class LedgerHealth:
+    stale_since: datetime | None  # when the oldest queued run was created, if too long ago
+    without_heartbeat: int  # running runs whose worker has gone quiet
+
+
+def ledger_health(session: Session, now: datetime) -> LedgerHealth:
+    oldest_queued = session.scalar(
+        select(func.min(IngestionRun.created_at)).where(
+            IngestionRun.status == RunStatus.QUEUED.value
+        )
+    )
+    quiet = session.scalar(
+        select(func.count())
+        .select_from(IngestionRun)
+        .join(IngestionRunLease, IngestionRunLease.run_id == IngestionRun.run_id)
+        .where(
+            IngestionRun.status == RunStatus.RUNNING.value,
+            IngestionRunLease.heartbeat_at < now - LOST_HEARTBEAT,
+        )
+    )
+    stale = (
+        oldest_queued if oldest_queued is not None and now - oldest_queued > STALE_QUEUE else None
+    )
+    return LedgerHealth(stale_since=stale, without_heartbeat=quiet or 0)
