@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from csvboard.errors import CsvboardError
@@ -26,6 +27,16 @@ _HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+
+
+def invalid_body(exc: ValidationError, *prefix: str) -> RequestValidationError:
+    """A body that matches its schema but does not hold together (a service re-validated it
+    as a whole) → the same 400 with ``errors[]`` as a schema violation."""
+    errors = [
+        {"loc": ("body", *prefix, *err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors()
+    ]
+    return RequestValidationError(errors)
 
 
 def problem(
