@@ -49,6 +49,9 @@ def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> 
         "max_upload_bytes": "1000",
         "heartbeat_seconds": "0.5",
         "lease_timeout_seconds": "9",
+        "worker_poll_seconds": "0.25",
+        "reaper_interval_seconds": "3",
+        "sqlite_busy_timeout_seconds": "30",
     }
     assert set(values) == set(Settings.model_fields)
     for name, raw in values.items():

@@ -57,7 +57,7 @@ def create_app(
     from csvboard.worker.scheduler import Scheduler, SchedulerThread, scheduler_id_default
 
     settings = settings or Settings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings)
     executor = WorkerThread(Worker(engine, settings)) if run_executor else None
     scheduler = (
         SchedulerThread(Scheduler(engine, settings, scheduler_id=scheduler_id_default()))

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(5.0, gt=0)
     # A running run whose lease has not been renewed for this long is failed WORKER_LOST.
     lease_timeout_seconds: float = Field(60.0, gt=0)
+    # How often an idle worker looks for queued runs (a run started over HTTP wakes the
+    # in-process worker at once), and how often it reaps runs whose lease has expired.
+    worker_poll_seconds: float = Field(1.0, gt=0)
+    reaper_interval_seconds: float = Field(15.0, gt=0)
+    # SQLite only: how long a write waits for the write lock before failing. Long enough to
+    # outlast the largest merge, so a kiosk write waits for it rather than failing.
+    sqlite_busy_timeout_seconds: float = Field(120.0, gt=0)
 
     @classmethod
     def from_env(cls) -> Settings:

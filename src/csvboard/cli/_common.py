@@ -49,7 +49,7 @@ def _settings() -> Settings:
 def _engine(settings: Settings) -> Engine:
     from csvboard.db.engine import make_engine
 
-    return make_engine(settings.database_url)
+    return make_engine(settings.database_url, settings)
 
 
 def _principal() -> str:

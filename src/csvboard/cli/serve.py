@@ -132,7 +132,12 @@ def worker_command(
     grace: Annotated[
         float, typer.Option(help="Seconds a SIGTERM gives the current run before it is failed.")
     ] = 30.0,
-    poll: Annotated[float, typer.Option(help="Seconds between looks for queued runs.")] = 1.0,
+    poll: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between looks for queued runs [default: CSVBOARD_WORKER_POLL_SECONDS]."
+        ),
+    ] = None,
     nice: Annotated[
         int,
         typer.Option(

@@ -12,15 +12,13 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Long enough to outlast the largest merge: a kiosk write waits for it rather than failing.
-SQLITE_BUSY_TIMEOUT_MS = 120_000
+from csvboard.settings import Settings
 
 # A run's own connection on SQLite gets a 48 MiB page cache (the default is 2 MiB) while it
 # runs: the apply inserts rows into indexes in random key order, and with the default cache
@@ -41,13 +39,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Autocommit at the driver level; SQLAlchemy's "begin" event below issues BEGIN itself.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
@@ -64,21 +62,18 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``; ``settings`` (read from the environment when omitted) gives
+    SQLite's busy timeout."""
     url = normalize_url(url)
     kwargs.setdefault("json_serializer", json_dumps)
     if make_url(url).get_backend_name() == "sqlite":
+        settings = settings or Settings.from_env()
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, round(settings.sqlite_busy_timeout_seconds * 1000))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
-
-
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process (pools are per engine)."""
-    return make_engine(url)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

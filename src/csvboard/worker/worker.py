@@ -156,14 +156,14 @@ class Worker:
         settings: Settings,
         *,
         worker_id: str | None = None,
-        poll_seconds: float = 1.0,
-        reap_every_seconds: float = 15.0,
+        poll_seconds: float | None = None,
+        reap_every_seconds: float | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        self.poll_seconds = poll_seconds
-        self.reap_every_seconds = reap_every_seconds
+        self.poll_seconds = poll_seconds or settings.worker_poll_seconds
+        self.reap_every_seconds = reap_every_seconds or settings.reaper_interval_seconds
         self.stopping = threading.Event()  # stop claiming
         self.abort = threading.Event()  # fail the current run at its next batch
         self._wake = threading.Event()
