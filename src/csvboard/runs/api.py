@@ -21,11 +21,12 @@ from csvboard.api.schemas import problem_responses
 from csvboard.auth import Principal, Role
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
-from csvboard.dashboards.service import feeds_of, get_dashboard, list_dashboards, upload_feed
+from csvboard.dashboards.service import feeds_of, get_dashboard, upload_feed
 from csvboard.db.cursor import decode_cursor
 from csvboard.db.engine import write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.runs import lifecycle
+from csvboard.runs.latest import latest_runs
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.schemas import (
     CancelResult,
@@ -454,18 +455,17 @@ def post_cancel(run_id: str, principal: PrincipalDep, engine: EngineDep) -> Canc
     summary="The newest run, and per dashboard its newest run and last success",
 )
 def get_latest(session: ReadSession) -> Latest:
-    newest, _ = list_runs(session, limit=1)
-    boards = []
-    for board in list_dashboards(session):
-        runs, _ = list_runs(session, dashboard_id=board.id, limit=1)
-        ok, _ = list_runs(session, dashboard_id=board.id, status="succeeded", limit=1)
-        partial, _ = list_runs(session, dashboard_id=board.id, status="partial", limit=1)
-        finished = [r.finished_at for r in (*ok, *partial) if r.finished_at]
-        boards.append(
+    newest, boards = latest_runs(session)
+    return Latest(
+        latest=_run_model(session, newest) if newest else None,
+        dashboards=[
             DashboardLatest(
-                dashboard=board.slug,
-                latest_run=_run_model(session, runs[0], dashboard=board.slug) if runs else None,
-                last_success_at=max(finished) if finished else None,
+                dashboard=b.dashboard.slug,
+                latest_run=_run_model(session, b.newest, dashboard=b.dashboard.slug)
+                if b.newest
+                else None,
+                last_success_at=b.last_success_at,
             )
-        )
-    return Latest(latest=_run_model(session, newest[0]) if newest else None, dashboards=boards)
+            for b in boards
+        ],
+    )
