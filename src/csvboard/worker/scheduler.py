@@ -1,5 +1,5 @@
 """The scheduler: fires cron feeds and watches folder feeds (docs/contract.md §4,
-"Scheduler"); polls imap feeds through :class:`csvboard.worker.mail.MailPoller`.
+"Scheduler"); polls imap feeds through :class:`csvboard.feeds.mail.MailPoller`.
 
 One pass is a :meth:`Scheduler.tick`; :meth:`Scheduler.run_forever` repeats it until stopped.
 
@@ -62,6 +62,7 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db import upsert
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
+from csvboard.feeds.mail import MailPoller
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.feeds.runs import queue_feed_run
 from csvboard.runs.models import IngestionRun
@@ -69,7 +70,6 @@ from csvboard.runs.service import active_identical_run, error_summary
 from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
-from csvboard.worker.mail import MailPoller
 
 log = structlog.get_logger("csvboard.scheduler")
 
@@ -700,7 +700,7 @@ class Scheduler:
         now: datetime,
         outcome: FeedOutcome,
     ) -> None:
-        """An imap feed (csvboard.worker.mail): due by its cron schedule or its interval."""
+        """An imap feed (csvboard.feeds.mail): due by its cron schedule or its interval."""
         if feed.schedule:
             if not self._cron_due(feed, state, now, outcome):
                 return
