@@ -1,23 +1,31 @@
 """Folder feeds and the ledger: a claimed file becomes a run, an ended run settles its file.
 
-The scheduler's leader, each tick (:class:`FolderSource`), takes files through the claim of
-``feeds/folder.py``: a watching feed takes every waiting file (up to a limit), a scheduled one
-its oldest when its time comes; and after the feeds, :meth:`FolderSource.settle` moves each
-processing file on once its run has ended. The file is named after its run before the run
-commits and goes back to the folder if the run does not commit.
+Two callers take files, both through the one claim of ``feeds/folder.py``:
+
+- the scheduler's leader, each tick (:class:`FolderSource`): a watching feed takes every
+  waiting file (up to a limit), a scheduled one its oldest when its time comes; and after the
+  feeds, :meth:`FolderSource.settle` moves each processing file on once its run has ended;
+- a start request naming a folder feed (``POST /api/v1/ops/ingestion/runs`` with JSON,
+  ``csvboard.runs.api``), through :func:`claim_for_request` inside the request's transaction.
+
+Either way the file is named after its run before the run commits and goes back to the folder
+if the run does not commit, so the scheduler settles both alike and neither re-takes the
+other's file.
 """
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from csvboard.db.engine import read_session, write_session
+from csvboard.dashboards.models import CsvDashboardFeed
+from csvboard.db.engine import SQLITE_IMMEDIATE, read_session, write_session
 from csvboard.errors import CsvboardError
 from csvboard.feeds.folder import (
     ClaimedFile,
@@ -43,13 +51,18 @@ from csvboard.feeds.state import (
     FeedSnapshot,
     dashboard_and_feed,
 )
-from csvboard.runs.models import IngestionRun
+from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.service import error_summary
 from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
-from csvboard.storage import store_stream
+from csvboard.storage import StoredFile, store_stream
 
 log = structlog.get_logger("csvboard.scheduler")
+
+#: How long a file must have rested before a start request takes it. Not the scheduler's 2 s:
+#: tests/runs/test_api.py (test_start_from_a_folder_feed_by_json) asserts that a file written
+#: just before the request is taken. Dot files and other files are skipped all the same.
+REQUEST_SETTLE_SECONDS = 0.0
 
 
 class SettleLog(Protocol):
@@ -227,4 +240,75 @@ class FolderSource:
             report.returned.append(returned)
 
 
-__all__ = ["FolderSource", "SettleLog"]
+def claim_for_request(
+    session: Session, feed: CsvDashboardFeed, *, data_dir: Path, settle_seconds: float
+) -> StoredFile | None:
+    """Claim and store the oldest waiting file of a folder feed for a run ``session`` creates.
+
+    None when no file waits (or the folder is missing). The claimed file is renamed after the
+    run when the run's source row is flushed (before the commit), and goes back to the folder
+    if the transaction rolls back — so, as with the scheduler's claims, the file is taken once
+    and :meth:`FolderSource.settle` archives or sets it aside once the run has ended.
+    """
+    try:
+        layout = layout_of(feed.location)
+    except FileNotFoundError:
+        return None
+    claimed = claim_oldest(layout, settle_seconds=settle_seconds)
+    if claimed is None:
+        return None
+    try:
+        with claimed.path.open("rb") as stream:
+            stored = store_stream(data_dir, stream, claimed.original_name)
+    except BaseException:
+        put_back(layout, claimed.path, claimed.original_name)
+        raise
+    _follow_transaction(session, layout, claimed, feed.id, stored)
+    return stored
+
+
+def _follow_transaction(
+    session: Session,
+    layout: FolderLayout,
+    claimed: ClaimedFile,
+    feed_id: uuid.UUID,
+    stored: StoredFile,
+) -> None:
+    """Name the claimed file after the run whose source it is, or put it back on rollback."""
+    named: list[tuple[uuid.UUID, Path]] = []  # (run id, final path) once renamed
+    bind = session.get_bind()
+    # To read whether a run landed after a failed commit (no write lock needed for that).
+    engine = (bind.engine if isinstance(bind, Connection) else bind).execution_options(
+        **{SQLITE_IMMEDIATE: False}
+    )
+
+    def after_flush(flushed: Session, _context: Any) -> None:
+        if named:
+            return
+        for obj in flushed.new:
+            if (
+                isinstance(obj, IngestionRunSource)
+                and obj.feed_id == feed_id
+                and obj.stored_path == str(stored.stored_path)
+            ):
+                named.append((obj.run_id, run_named(layout, claimed, obj.run_id)))
+                return
+
+    def after_commit(_session: Session) -> None:
+        if not named:  # committed without a run of it (never expected): not taken after all
+            put_back(layout, claimed.path, claimed.original_name)
+
+    def after_rollback(_session: Session) -> None:
+        if named:
+            run_id, final = named.pop()
+            if _run_exists(engine, run_id):  # the commit failed here but landed there
+                return
+            undo_run_name(final, claimed)
+        put_back(layout, claimed.path, claimed.original_name)
+
+    event.listen(session, "after_flush", after_flush)
+    event.listen(session, "after_commit", after_commit, once=True)
+    event.listen(session, "after_rollback", after_rollback, once=True)
+
+
+__all__ = ["REQUEST_SETTLE_SECONDS", "FolderSource", "SettleLog", "claim_for_request"]
