@@ -159,7 +159,7 @@ class FolderSource:
                     requested_by=REQUESTED_BY,
                 )
                 run_id = run.run_id
-                final = run_named(layout, claimed, run_id)  # before the commit: see folder.py
+                final = run_named(layout, claimed, run_id)  # before the commit: feeds/folder.py
         except CsvboardError as exc:
             # The feed cannot take this file (configuration); a person must look at it.
             undo_run_name(final, claimed)
