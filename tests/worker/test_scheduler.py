@@ -26,18 +26,12 @@ from sqlalchemy.pool import NullPool
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
+from csvboard.feeds.folder import FolderLayout, claim, waiting_files
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.settings import Settings
-from csvboard.worker.scheduler import (
-    AdvisoryLockLeadership,
-    FolderLayout,
-    Scheduler,
-    SchedulerThread,
-    claim,
-    waiting_files,
-)
+from csvboard.worker.scheduler import AdvisoryLockLeadership, Scheduler, SchedulerThread
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -74,7 +74,7 @@ class CsvDashboardFeed(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())
     # For appearance feeds: csvboard.dashboards.columns.AppearanceMapping.
     mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
-    # Source-specific settings; for imap feeds csvboard.worker.mail.ImapOptions (server,
+    # Source-specific settings; for imap feeds csvboard.feeds.imap_options.ImapOptions (server,
     # folders, filters, and where the password comes from: never the password itself).
     options: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)

@@ -1,7 +1,7 @@
 """The cron expressions of scheduled feeds: checked when an admin saves a feed.
 
 Five fields (minute hour day-of-month month day-of-week), evaluated in ``CSVBOARD_TIMEZONE`` by
-the scheduler with croniter (``worker/scheduler.py``). The check is written here rather than
+the scheduler with croniter (``feeds/state.py``). The check is written here rather than
 left to ``croniter.is_valid`` because croniter also accepts what the product does not promise
 (a seconds field, ``L``, ``#``, ``@daily``) and says only "invalid"; an admin is told which
 field is wrong and why.

@@ -1,7 +1,7 @@
 """An imap feed's options: where the mailbox is, how to sign in, which mail to take.
 
 Checked when an admin saves the feed (``feeds.service``) and again by the poller before each
-poll (``worker.mail``). The password is never an option: it comes from an environment
+poll (``feeds/mail.py``). The password is never an option: it comes from an environment
 variable or a file, read only when the poller signs in.
 """
 

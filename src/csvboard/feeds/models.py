@@ -54,7 +54,7 @@ class CsvDashboardFeedState(Base):
 
 
 class MailState(StrEnum):
-    """``mail_messages.state``, in life-cycle order (see csvboard.worker.mail)."""
+    """``mail_messages.state``, in life-cycle order (see csvboard.feeds.mail_claims)."""
 
     QUEUED = "queued"  # claimed; its run is queued or running
     RETRY = "retry"  # released after a transient failure: the next poll may claim it again

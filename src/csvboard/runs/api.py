@@ -22,9 +22,11 @@ from csvboard.auth import Principal, Role
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.service import feeds_of, get_dashboard, upload_feed
+from csvboard.dashboards.vocabulary import FeedSource
 from csvboard.db.cursor import decode_cursor
 from csvboard.db.engine import write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
+from csvboard.feeds.folder_runs import REQUEST_SETTLE_SECONDS, claim_for_request
 from csvboard.runs import lifecycle
 from csvboard.runs.latest import latest_runs
 from csvboard.runs.models import IngestionRun
@@ -61,7 +63,7 @@ from csvboard.runs.service import (
 )
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType
 from csvboard.settings import Settings
-from csvboard.storage import StoredFile, store_file, store_stream
+from csvboard.storage import StoredFile, store_stream
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
 
@@ -177,26 +179,29 @@ def _sources_for_feeds(
         missing = set(wanted) - {f.name for f in feeds} - {str(f.id) for f in feeds}
         if missing:
             raise NotFound("FEED_NOT_FOUND", f"no enabled feed {', '.join(sorted(missing))}")
-    feeds = [f for f in feeds if f.source != "upload"]
+    feeds = [f for f in feeds if f.source != FeedSource.UPLOAD]
     if not feeds:
         raise InvalidRequest(
             "NO_SOURCE", "no folder feed to read: upload a file (multipart) or name a folder feed"
         )
     sources = []
     for feed in feeds:
-        if feed.source != "folder":
+        if feed.source != FeedSource.FOLDER:
             raise InvalidRequest(
                 "UNSUPPORTED_FEED_SOURCE", f"feed {feed.name}: {feed.source} feeds are fetched"
                 " by the scheduler, not on request",
             )  # fmt: skip
-        folder = Path(feed.location or "")
-        waiting = sorted(
-            (p for p in folder.glob("*") if p.is_file() and p.suffix.lower() == ".csv"),
-            key=lambda p: (p.stat().st_mtime, p.name),
+        # The scheduler's own claim (feeds/folder.py): an atomic rename, so the scheduler and
+        # a request never both take a file, which then follows the scheduler's life cycle; a
+        # rollback of this transaction puts it back.
+        stored = claim_for_request(
+            session, feed, data_dir=settings.data_dir, settle_seconds=REQUEST_SETTLE_SECONDS
         )
-        if not waiting:
-            raise Conflict("NO_FILE_WAITING", f"feed {feed.name}: no CSV file in {folder}")
-        sources.append(NewSource(feed=feed, stored=store_file(settings.data_dir, waiting[0])))
+        if stored is None:
+            raise Conflict(
+                "NO_FILE_WAITING", f"feed {feed.name}: no CSV file in {Path(feed.location or '')}"
+            )
+        sources.append(NewSource(feed=feed, stored=stored))
     return sources
 
 
