@@ -2,12 +2,12 @@
 (docs/contract.md §5).
 
 Everything under ``/api/v1/schedules/{slug}``. Reads need the viewer role, the ``PUT`` writes
-the operator role. The rules live in :mod:`csvboard.schedule.service`; this module only maps
-HTTP onto it and keeps every row id scoped to the dashboard in the path: a row of another
-dashboard is ``404 ROW_NOT_FOUND`` (checked in the write's own transaction, which is rolled back
-if the row turns out to be elsewhere).
+the operator role. The rules live in the domain modules (``queries``, ``commands``, ...);
+this module maps HTTP onto them and keeps every row id scoped to the dashboard in the path: a
+row of another dashboard is ``404 ROW_NOT_FOUND`` (checked in the write's own transaction,
+which is rolled back if the row turns out to be elsewhere).
 
-Order of checks (docs/contract.md §5): 401/403 (middleware) → 400 (body, then the service's
+Order of checks (docs/contract.md §5): 401/403 (middleware) → 400 (body, then the domain's
 input checks) → 404 (dashboard, then row) → 409 (the row's state: retired, order number taken, ...).
 """
 
@@ -35,7 +35,7 @@ from csvboard.dashboards.service import get_dashboard
 from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import read_session, write_session
 from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.schedule import board, seibans, service
+from csvboard.schedule import board, commands, progress, queries, search, seibans
 from csvboard.schedule.models import MAX_NOTE_LENGTH, MAX_ORDER_NUMBER, MAX_REGISTERED_SEIBANS
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
@@ -296,8 +296,8 @@ def list_rows(
     limit: Annotated[
         int,
         Query(
-            description=f"Page size, 1–{service.MAX_PAGE_SIZE} (400 `INVALID_LIMIT` otherwise).",
-            json_schema_extra={"minimum": 1, "maximum": service.MAX_PAGE_SIZE},
+            description=f"Page size, 1–{queries.MAX_PAGE_SIZE} (400 `INVALID_LIMIT` otherwise).",
+            json_schema_extra={"minimum": 1, "maximum": queries.MAX_PAGE_SIZE},
         ),
     ] = DEFAULT_PAGE_SIZE,
 ) -> dict[str, Any]:
@@ -307,14 +307,14 @@ def list_rows(
     changed between pages never shows twice nor goes missing. 400 ``INVALID_LIMIT``,
     ``INVALID_CURSOR``, ``TOO_MANY_TOKENS``.
     """
-    if not 1 <= limit <= service.MAX_PAGE_SIZE:
+    if not 1 <= limit <= queries.MAX_PAGE_SIZE:
         raise InvalidRequest(
-            "INVALID_LIMIT", f"limit must be 1–{service.MAX_PAGE_SIZE}, not {limit}"
+            "INVALID_LIMIT", f"limit must be 1–{queries.MAX_PAGE_SIZE}, not {limit}"
         )
-    service.search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
+    search.search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
     dashboard = _schedule(session, slug)
     resources, seiban_scope = board.check_scope(session, dashboard, resource, seiban)
-    items, next_cursor = service.list_rows(
+    items, next_cursor = queries.list_rows(
         session,
         dashboard,
         q=q,
@@ -340,7 +340,7 @@ def list_rows(
 )
 def read_row(slug: str, row_id: uuid.UUID, engine: EngineDep) -> dict[str, Any]:
     """One step, retired or not, operator data composed. 404 ``ROW_NOT_FOUND``."""
-    return _scoped(engine, slug, row_id, lambda s: service.get_row(s, row_id), write=False)
+    return _scoped(engine, slug, row_id, lambda s: queries.get_row(s, row_id), write=False)
 
 
 @router.put(
@@ -367,7 +367,7 @@ def put_completion(
         engine,
         slug,
         row_id,
-        lambda s: service.set_completion(s, row_id, body.intent, by=principal.label),
+        lambda s: commands.set_completion(s, row_id, body.intent, by=principal.label),
         write=True,
     )
 
@@ -391,7 +391,7 @@ def put_note(
         engine,
         slug,
         row_id,
-        lambda s: service.set_note(s, row_id, body.note, by=principal.label),
+        lambda s: commands.set_note(s, row_id, body.note, by=principal.label),
         write=True,
     )
 
@@ -415,7 +415,7 @@ def put_due_date(
         engine,
         slug,
         row_id,
-        lambda s: service.set_due_date(s, row_id, body.due_date, by=principal.label),
+        lambda s: commands.set_due_date(s, row_id, body.due_date, by=principal.label),
         write=True,
     )
 
@@ -440,7 +440,7 @@ def put_processing_type(
         engine,
         slug,
         row_id,
-        lambda s: service.set_processing_type(s, row_id, body.processing_type, by=principal.label),
+        lambda s: commands.set_processing_type(s, row_id, body.processing_type, by=principal.label),
         write=True,
     )
 
@@ -468,7 +468,7 @@ def put_order(
         engine,
         slug,
         row_id,
-        lambda s: service.set_order(
+        lambda s: commands.set_order(
             s, row_id, body.resource_cd, body.order_number, by=principal.label
         ),
         write=True,
@@ -502,7 +502,7 @@ def summary(
     dashboard = _schedule(session, slug)
     if resource or seiban:
         return board.scoped_summary(session, dashboard, resource_list=resource, seiban_list=seiban)
-    return service.progress_summary(session, dashboard)
+    return progress.progress_summary(session, dashboard)
 
 
 @router.get(

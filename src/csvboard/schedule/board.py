@@ -18,11 +18,15 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.errors import InvalidRequest
-from csvboard.schedule import service
+from csvboard.schedule.access import require_schedule
+from csvboard.schedule.composed import compose, composed_by_id, machine_names, sort_values
+from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
     ProductionScheduleExternalCompletion,
     ProductionScheduleProgress,
 )
+from csvboard.schedule.progress import active_steps, done_count, effective, incomplete_parts
+from csvboard.schedule.search import normalized_codes
 
 MAX_SCOPE_RESOURCES = 50
 MAX_SCOPE_SEIBANS = 100
@@ -39,7 +43,7 @@ def resource_codes(session: Session, dashboard: CsvDashboard) -> list[str]:
     A recursive "next code after this one" walk of the resource index: one probe per resource
     instead of reading the index entry of every row.
     """
-    f = service._fields(session)
+    f = fields(session)
     first = (
         select(func.min(f.resource).label("code"))
         .where(_R.csv_dashboard_id == dashboard.id)
@@ -57,7 +61,7 @@ def resource_codes(session: Session, dashboard: CsvDashboard) -> list[str]:
 
 def resources(session: Session, dashboard: CsvDashboard) -> list[dict[str, Any]]:
     """Every resource code of the dashboard with its name (FSIGENMEI of one of its rows)."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     return [
         {"resource_cd": code, "resource_name": _resource_name(session, dashboard, code)}
         for code in resource_codes(session, dashboard)
@@ -73,8 +77,8 @@ def check_scope(
     """The scope's codes, normalised; 400 for too many or for resource codes the dashboard
     does not have (a kiosk configured for a machine that is gone should say so, not show an
     empty board)."""
-    wanted = service.normalized_codes(resource_list)
-    seibans = service.normalized_codes(seiban_list)
+    wanted = normalized_codes(resource_list)
+    seibans = normalized_codes(seiban_list)
     if len(wanted) > MAX_SCOPE_RESOURCES:
         raise InvalidRequest(
             "SCOPE_TOO_LARGE", f"{len(wanted)} resources; a scope has at most {MAX_SCOPE_RESOURCES}"
@@ -84,7 +88,7 @@ def check_scope(
             "SCOPE_TOO_LARGE", f"{len(seibans)} 製番; a scope has at most {MAX_SCOPE_SEIBANS}"
         )
     if wanted:
-        f = service._fields(session)
+        f = fields(session)
         unknown = [
             code
             for code in wanted
@@ -106,9 +110,9 @@ def check_scope(
     return wanted, seibans
 
 
-def _counted(f: Any, dashboard: CsvDashboard) -> Select[Any]:
+def _counted(f: Fields, dashboard: CsvDashboard) -> Select[Any]:
     """The number of active steps and how many of them are effectively complete."""
-    return service._active_steps(f, dashboard, func.count(), service._done_count())
+    return active_steps(f, dashboard, func.count(), done_count())
 
 
 def scoped_summary(
@@ -120,12 +124,12 @@ def scoped_summary(
 ) -> dict[str, Any]:
     """Progress of the active steps in a scope: by resource and, for a scope of 製番, by 製番
     (with the names of each 製番's incomplete parts). Same shape as the whole-dashboard
-    :func:`csvboard.schedule.service.progress_summary`, bounded by the scope."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    :func:`csvboard.schedule.progress.progress_summary`, bounded by the scope."""
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     wanted, seibans = check_scope(session, dashboard, resource_list, seiban_list)
     if not wanted and not seibans:
         raise InvalidRequest("SCOPE_REQUIRED", "name at least one resource or 製番")
-    f = service._fields(session)
+    f = fields(session)
     by_resource: list[dict[str, Any]] = []
     by_seiban: list[dict[str, Any]] = []
     if seibans:
@@ -134,8 +138,8 @@ def scoped_summary(
         # Per step, summed here: grouped in SQL, SQLite (which has no statistics) walks the
         # whole resource index (it covers the query) instead of the 製番' few entries of the
         # schedule index. A scope of 製番 is at most a few thousand steps.
-        stmt = service._active_steps(
-            f, dashboard, f.seiban, f.resource, case((service._effective(), 1), else_=0)
+        stmt = active_steps(
+            f, dashboard, f.seiban, f.resource, case((effective(), 1), else_=0)
         ).where(f.seiban.in_(seibans))
         if wanted:
             stmt = stmt.where(f.resource.in_(wanted))
@@ -152,14 +156,14 @@ def scoped_summary(
             _progress(session, dashboard, code, total, done)
             for code, (total, done) in sorted(per_resource.items())
         ]
-        incomplete = service._incomplete_parts(
+        incomplete = incomplete_parts(
             session,
             f,
             dashboard,
             f.seiban.in_(seibans),
             *([f.resource.in_(wanted)] if wanted else []),
         )
-        names = service._machine_names(session, f, dashboard.id, set(seibans))
+        names = machine_names(session, f, dashboard.id, set(seibans))
         by_seiban = [
             {
                 "fseiban": seiban,
@@ -186,7 +190,7 @@ def scoped_summary(
 
 def _resource_name(session: Session, dashboard: CsvDashboard, code: str) -> str | None:
     """FSIGENMEI of one of the resource's rows that names it (its index range, first hit)."""
-    f = service._fields(session)
+    f = fields(session)
     name = session.scalar(
         select(f.resource_name)
         .where(_R.csv_dashboard_id == dashboard.id, f.resource == code, f.resource_name != "")
@@ -212,22 +216,20 @@ def rows_by_id(
 ) -> list[dict[str, Any]]:
     """The composed rows of ``ids`` that belong to the dashboard (retired ones included, so a
     board sees a step leave), in kiosk order: what a board's poll re-reads."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     if len(ids) > MAX_LOOKUP_IDS:
         raise InvalidRequest(
             "TOO_MANY_IDS", f"{len(ids)} row ids; at most {MAX_LOOKUP_IDS} per request"
         )
     if not ids:
         return []
-    f = service._fields(session)
+    f = fields(session)
     # By primary key only, sorted here: with the dashboard or the sort in the statement,
     # SQLite's planner walks the dashboard's schedule index instead of probing the ids.
-    found = service._composed_by_id(session, f, sorted(set(ids)))
-    rows = sorted(
-        (r for r in found if r.csv_dashboard_id == dashboard.id), key=service._sort_values
-    )
-    names = service._machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
-    return [service._compose(r, names) for r in rows]
+    found = composed_by_id(session, f, sorted(set(ids)))
+    rows = sorted((r for r in found if r.csv_dashboard_id == dashboard.id), key=sort_values)
+    names = machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
+    return [compose(r, names) for r in rows]
 
 
 __all__ = [

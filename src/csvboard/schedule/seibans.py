@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db import upsert
 from csvboard.errors import InvalidRequest, PreconditionFailed, PreconditionRequired
+from csvboard.schedule.commands import actor
+from csvboard.schedule.expressions import fields
 from csvboard.schedule.models import (
     MAX_REGISTERED_SEIBANS,
     SEIBAN_PATTERN,
     ProductionScheduleRegisteredSeiban,
     ProductionScheduleSeibanList,
 )
-from csvboard.schedule.service import _actor, _fields
 
 _SEIBAN = re.compile(SEIBAN_PATTERN)
 _ETAG = re.compile(r'^(?:W/)?"seibans-([0-9]{1,12})"$')
@@ -98,7 +99,7 @@ def check_list(values: Sequence[Any]) -> list[str]:
 def _unknown(session: Session, dashboard: CsvDashboard, seibans: list[str]) -> list[str]:
     """Those of ``seibans`` that no row of the dashboard carries, active or retired (one
     probe of the schedule index each): a 製番 whose steps have all retired stays valid."""
-    f = _fields(session)  # the schedule index's very expressions
+    f = fields(session)  # the schedule index's very expressions
     missing = []
     for seiban in seibans:
         found = session.scalar(
@@ -139,12 +140,12 @@ def replace(
             "no step of this schedule has 製番 " + ", ".join(unknown[:10]),
         )
     now = datetime.now(UTC)
-    actor = _actor(by)
+    actor_name = actor(by)
     if expected == 0:
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
         created = session.execute(
             upsert.insert(session, _LIST_TABLE)
-            .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor, updated_at=now)
+            .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor_name, updated_at=now)
             .on_conflict_do_nothing(index_elements=["csv_dashboard_id"])
             .returning(_LIST_TABLE.c.version)
         ).first()
@@ -158,7 +159,7 @@ def replace(
                 _LIST_TABLE.c.csv_dashboard_id == dashboard.id,
                 _LIST_TABLE.c.version == expected,
             )
-            .values(version=expected + 1, updated_by=actor, updated_at=now)
+            .values(version=expected + 1, updated_by=actor_name, updated_at=now)
             .returning(_LIST_TABLE.c.version)
         ).first()
         if bumped is None:
@@ -184,4 +185,11 @@ def _changed(version: int) -> PreconditionFailed:
     )
 
 
-__all__ = ["check_list", "current_version", "etag", "parse_if_match", "registered", "replace"]
+__all__ = [
+    "check_list",
+    "current_version",
+    "etag",
+    "parse_if_match",
+    "registered",
+    "replace",
+]
