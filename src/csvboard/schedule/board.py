@@ -18,15 +18,22 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.errors import InvalidRequest
-from csvboard.schedule.access import require_schedule
+from csvboard.schedule.access import require_schedule, schedule_dashboard
 from csvboard.schedule.composed import compose, composed_by_id, machine_names, sort_values
 from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
     ProductionScheduleExternalCompletion,
     ProductionScheduleProgress,
 )
-from csvboard.schedule.progress import active_steps, done_count, effective, incomplete_parts
-from csvboard.schedule.search import normalized_codes
+from csvboard.schedule.progress import (
+    active_steps,
+    done_count,
+    effective,
+    incomplete_parts,
+    progress_summary,
+)
+from csvboard.schedule.queries import MAX_PAGE_SIZE, CompletionFilter, list_rows
+from csvboard.schedule.search import normalized_codes, search_tokens
 
 MAX_SCOPE_RESOURCES = 50
 MAX_SCOPE_SEIBANS = 100
@@ -108,6 +115,64 @@ def check_scope(
                 "this schedule has no resource " + ", ".join(unknown[:10]),
             )
     return wanted, seibans
+
+
+def list_steps(
+    session: Session,
+    slug: str,
+    *,
+    q: str | None,
+    resource_list: Sequence[str],
+    seiban_list: Sequence[str],
+    completion: CompletionFilter,
+    has_note: bool | None,
+    has_due_date: bool | None,
+    include_retired: bool,
+    include_machine_rows: bool,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the schedule ``slug`` names, within a kiosk's scope, and the next cursor.
+
+    Checks in the API's order (docs/contract.md §5): the limit and the search's tokens (400)
+    before the dashboard (404), then the scope (400 ``SCOPE_TOO_LARGE``,
+    ``UNKNOWN_RESOURCE``), then the page's own (:func:`csvboard.schedule.queries.list_rows`).
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_PAGE_SIZE}, not {limit}")
+    search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
+    dashboard = schedule_dashboard(session, slug)
+    resources, seibans = check_scope(session, dashboard, resource_list, seiban_list)
+    return list_rows(
+        session,
+        dashboard,
+        q=q,
+        resources=resources,
+        seibans=seibans,
+        completion=completion,
+        has_note=has_note,
+        has_due_date=has_due_date,
+        include_retired=include_retired,
+        include_machine_rows=include_machine_rows,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def summary(
+    session: Session,
+    dashboard: CsvDashboard,
+    *,
+    resource_list: Sequence[str] = (),
+    seiban_list: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A scope's progress (:func:`scoped_summary`) or, without a scope, the whole
+    dashboard's (:func:`csvboard.schedule.progress.progress_summary`)."""
+    if resource_list or seiban_list:
+        return scoped_summary(
+            session, dashboard, resource_list=resource_list, seiban_list=seiban_list
+        )
+    return progress_summary(session, dashboard)
 
 
 def _counted(f: Fields, dashboard: CsvDashboard) -> Select[Any]:
@@ -237,7 +302,9 @@ __all__ = [
     "MAX_SCOPE_RESOURCES",
     "MAX_SCOPE_SEIBANS",
     "check_scope",
+    "list_steps",
     "resources",
     "rows_by_id",
     "scoped_summary",
+    "summary",
 ]
