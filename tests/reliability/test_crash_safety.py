@@ -17,7 +17,7 @@
   order without interruption (the stale guard and retirement depend on what was stored
   before, so the mirror, not the file alone, says what must be there); and every
   record of the five operator tables — completions, notes, due dates, processing types,
-  machining orders, written between runs through ``csvboard.schedule.service`` — is exactly
+  machining orders, written between runs through ``csvboard.schedule.commands`` — is exactly
   as the people left it, column for column.
 - The PostgreSQL server killed (``pg_ctl stop -m immediate``) in the middle of an apply and
   started again on the same data directory: the run ends failed (``DATABASE_ERROR`` or
@@ -48,7 +48,7 @@ from csvboard.errors import Conflict
 from csvboard.ingest.failpoints import FAILPOINTS
 from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import RunStatus
-from csvboard.schedule import service as schedule
+from csvboard.schedule import commands as schedule
 from csvboard.schedule.models import OPERATOR_TABLES
 from csvboard.schedule.sample import HEADER, write_schedule_csv
 from pg_cluster import create_database, start_cluster

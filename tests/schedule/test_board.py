@@ -32,7 +32,7 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.presets import MACHINE_PART_PREFIXES
 from csvboard.dashboards.service import create_dashboard
 from csvboard.errors import InvalidRequest
-from csvboard.schedule import board, service
+from csvboard.schedule import board, commands, progress, queries
 from csvboard.schedule.models import (
     ProductionScheduleExternalCompletion,
     ProductionScheduleProgress,
@@ -165,7 +165,7 @@ def listed(h: Harness, dashboard: CsvDashboard, limit: int, **scope: Any) -> lis
     cursor: str | None = None
     for _ in range(10_000):
         with h.read() as session:
-            page, cursor = service.list_rows(
+            page, cursor = queries.list_rows(
                 session, dashboard, cursor=cursor, limit=limit, **scope
             )
         assert len(page) == limit or cursor is None, (len(page), limit)
@@ -246,13 +246,13 @@ def loaded(harness: Harness) -> Loaded:
     first = stored_steps(harness, dashboard)
     # A worker completed a step that then retires: it must not count anywhere.
     doomed = next(s for s in first if s.hincd == "R9" and s.resource == "M01")
-    do(harness, service.set_completion, doomed.id, "complete", by="w")
+    do(harness, commands.set_completion, doomed.id, "complete", by="w")
     ingest(harness, dashboard, schedule_lines())
     active = [s for s in stored_steps(harness, dashboard) if s.active and not s.machine]
     for step in active[::11]:
-        do(harness, service.set_completion, step.id, "complete", by="w")
+        do(harness, commands.set_completion, step.id, "complete", by="w")
     for step in [s for s in active if s.external][:5]:
-        do(harness, service.set_completion, step.id, "incomplete", by="w")
+        do(harness, commands.set_completion, step.id, "incomplete", by="w")
     steps = stored_steps(harness, dashboard)
     # The schedule has what the tests rely on.
     assert sum(1 for s in steps if not s.active) == len(retiring_lines())
@@ -501,14 +501,14 @@ def test_summary_counts_manual_and_external_completion_and_skips_machine_and_ret
     assert (got["total"], got["completed"]) == (len(steps), sum(s.completed for s in steps))
     # One more step completed by a worker, one more by the source: both count, once each.
     todo = [s for s in steps if not s.completed]
-    do(harness, service.set_completion, todo[0].id, "complete", by="w")
+    do(harness, commands.set_completion, todo[0].id, "complete", by="w")
     done_by_source = next(s for s in steps if s.external and not s.manual)
-    do(harness, service.set_completion, done_by_source.id, "complete", by="w")
+    do(harness, commands.set_completion, done_by_source.id, "complete", by="w")
     again = summary(harness, loaded.dashboard, resource_list=["M01"])
     assert again["completed"] == got["completed"] + 1
     assert again["total"] == got["total"]
     # Undoing a worker's mark on a step the source reports done leaves it complete.
-    do(harness, service.set_completion, done_by_source.id, "incomplete", by="w")
+    do(harness, commands.set_completion, done_by_source.id, "incomplete", by="w")
     assert summary(harness, loaded.dashboard, resource_list=["M01"]) == again
     assert again == expected_summary(stored_steps(harness, loaded.dashboard), resources=["M01"])
 
@@ -650,7 +650,7 @@ def test_rows_by_id_returns_the_dashboards_rows_in_kiosk_order(
     ids = [foreign, uuid.uuid4(), *(s.id for s in picked), picked[0].id, picked[3].id]
     with harness.read() as session:
         got = board.rows_by_id(session, loaded.dashboard, ids)
-        every = service.list_rows(
+        every = queries.list_rows(
             session, loaded.dashboard, include_retired=True, include_machine_rows=True, limit=2000
         )[0]
     wanted = {s.id for s in picked}
@@ -709,7 +709,7 @@ def test_summary_lists_seibans_in_seiban_order(harness: Harness) -> None:
     ingest(harness, dashboard, lines)  # written in reverse 製番 order
     scope = seibans[::5]
     with harness.read() as session:
-        whole = service.progress_summary(session, dashboard)
+        whole = progress.progress_summary(session, dashboard)
         scoped = board.scoped_summary(session, dashboard, seiban_list=scope[::-1])
     assert [s["fseiban"] for s in whole["by_seiban"]] == seibans
     assert [s["fseiban"] for s in scoped["by_seiban"]] == scope
@@ -738,7 +738,7 @@ def test_search_by_id_pages_exactly_like_the_scan_in_kiosk_order(
         for limit in (3, 50)
         for completion in ("all",)
     }
-    monkeypatch.setattr(service, "MAX_SEARCH_IDS", 0)  # every search takes the plain walk
+    monkeypatch.setattr(queries, "MAX_SEARCH_IDS", 0)  # every search takes the plain walk
     for limit, ids in by_id.items():
         assert ids == listed(harness, loaded.dashboard, limit, q=q, completion="all"), limit
     assert by_id[50], q  # the search found something
@@ -749,16 +749,16 @@ def test_a_text_search_or_a_scoped_one_does_not_read_ids_first(
 ) -> None:
     """品名 is in no index, and a scope's index range is already small: both page directly."""
     calls: list[object] = []
-    real = service._searched_ids
+    real = queries._searched_ids
 
     def spy(*args: object, **kwargs: object) -> object:
         result = real(*args, **kwargs)  # type: ignore[arg-type]
         calls.append(result)
         return result
 
-    monkeypatch.setattr(service, "_searched_ids", spy)
+    monkeypatch.setattr(queries, "_searched_ids", spy)
     for scope in ({"q": "部品"}, {"q": "AA000001", "resources": ["M01"]}, {"q": "AA000001"}):
         with harness.read() as session:
-            service.list_rows(session, loaded.dashboard, limit=10, **scope)  # type: ignore[arg-type]
+            queries.list_rows(session, loaded.dashboard, limit=10, **scope)  # type: ignore[arg-type]
     assert calls[0] is None and calls[1] is None
     assert isinstance(calls[2], list) and calls[2]

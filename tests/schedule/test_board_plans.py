@@ -36,7 +36,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard
-from csvboard.schedule import board, seibans, service
+from csvboard.schedule import board, commands, queries, seibans
 from support import Harness, schedule_line
 
 from .test_service import do, ingest
@@ -94,9 +94,9 @@ def schedule(harness: Harness) -> CsvDashboard:
     ingest(harness, dashboard, schedule_lines(with_retiring=True))
     ingest(harness, dashboard, schedule_lines(with_retiring=False))  # retires the OLD steps
     with harness.read() as session:
-        page, _ = service.list_rows(session, dashboard, limit=2000)
+        page, _ = queries.list_rows(session, dashboard, limit=2000)
     for row in page[::40]:
-        do(harness, service.set_completion, row["id"], "complete", by="w")
+        do(harness, commands.set_completion, row["id"], "complete", by="w")
     if harness.engine.dialect.name == "postgresql":
         with harness.engine.begin() as conn:
             conn.execute(text("ANALYZE"))  # as autovacuum would have
@@ -239,9 +239,9 @@ def board_reads(dashboard: CsvDashboard) -> dict[str, Callable[[Session], Any]]:
         def read(session: Session) -> None:
             wanted, chosen = board.check_scope(session, dashboard, resources, seiban_list)
             scope = {"resources": wanted, "seibans": chosen, "limit": PAGE}
-            _, cursor = service.list_rows(session, dashboard, **scope)
+            _, cursor = queries.list_rows(session, dashboard, **scope)
             assert cursor is not None
-            service.list_rows(session, dashboard, cursor=cursor, **scope)  # and its next page
+            queries.list_rows(session, dashboard, cursor=cursor, **scope)  # and its next page
 
         return read
 
@@ -283,7 +283,7 @@ def test_board_reads_use_their_scope(harness: Harness, schedule: CsvDashboard) -
         executed += explain(harness, query, seen)
     # The poll: the rows of the board's first page of one resource, re-read by id.
     with harness.read() as session:
-        page, _ = service.list_rows(session, schedule, resources=["M04"], limit=PAGE)
+        page, _ = queries.list_rows(session, schedule, resources=["M04"], limit=PAGE)
     with harness.read() as session, recorded(harness) as seen:
         ids = [uuid.UUID(r["id"]) for r in page]
         assert len(board.rows_by_id(session, schedule, ids)) == PAGE

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.runs.vocabulary import RunStatus
-from csvboard.schedule import service
+from csvboard.schedule import commands, progress, queries
 from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
@@ -96,7 +96,7 @@ def key_of(row: dict[str, Any]) -> Key:
 
 def all_rows(harness: Harness, dashboard: CsvDashboard) -> dict[Key, dict[str, Any]]:
     with harness.read() as session:
-        rows, cursor = service.list_rows(
+        rows, cursor = queries.list_rows(
             session, dashboard, include_retired=True, include_machine_rows=True, limit=2000
         )
     assert cursor is None
@@ -153,7 +153,7 @@ class Board:
         # Completions on every 製番 and resource (including the last step of a part).
         self.worker_completed = [STEPS[i] for i in (0, 4, 8, 13, 17, 22, 27, 35)]
         for key in self.worker_completed:
-            assert self.write(service.set_completion, key, "complete")["completed"] is True
+            assert self.write(commands.set_completion, key, "complete")["completed"] is True
         notes = {
             STEPS[0]: "急ぎ①",
             STEPS[5]: "㈱山田さんへ連絡",
@@ -161,21 +161,21 @@ class Board:
             STEPS[30]: "x",
         }
         for key, note in notes.items():
-            self.write(service.set_note, key, note)
+            self.write(commands.set_note, key, note)
         for i, key in enumerate((STEPS[1], STEPS[4], STEPS[11], STEPS[26], STEPS[33])):
-            self.write(service.set_due_date, key, f"2026-03-{i + 10:02d}")
+            self.write(commands.set_due_date, key, f"2026-03-{i + 10:02d}")
         for key, kind in zip(
             (STEPS[2], STEPS[6], STEPS[11], STEPS[34]),
             ("塗装", "カニゼン", "LSLH", "その他02"),
             strict=True,
         ):
-            self.write(service.set_processing_type, key, kind)
+            self.write(commands.set_processing_type, key, kind)
         # Machining order on R01 and R02, for steps nobody completed.
         r01 = [k for k in STEPS if k[2] == "R01" and k not in self.worker_completed][:3]
         r02 = [k for k in STEPS if k[2] == "R02" and k not in self.worker_completed][:2]
         for queue in (r01, r02):
             for number, key in enumerate(queue, start=1):
-                self.write(service.set_order, key, key[2], number)
+                self.write(commands.set_order, key, key[2], number)
                 self.expected_orders[key] = number
         # Every table now holds something, or the checks below would prove nothing.
         records = operator_records(self.harness)
@@ -235,13 +235,13 @@ def test_operator_data_survives_every_kind_of_ingestion(harness: Harness) -> Non
     rows = board.assert_intact(records, retired=missing)
     assert rows[STEPS[0]]["note"] == "急ぎ①" and rows[STEPS[0]]["completed"] is True
     with harness.read() as session:
-        visible, _ = service.list_rows(session, dashboard, limit=2000)
+        visible, _ = queries.list_rows(session, dashboard, limit=2000)
     assert {key_of(r) for r in visible} == set(present)
     ingest(harness, dashboard, file_of(board.lines()), kind="official_ingestion")
     board.assert_intact(records)
     with harness.read() as session:
-        visible, _ = service.list_rows(session, dashboard, limit=2000)
-        noted, _ = service.list_rows(session, dashboard, has_note=True)
+        visible, _ = queries.list_rows(session, dashboard, limit=2000)
+        noted, _ = queries.list_rows(session, dashboard, has_note=True)
     assert {key_of(r) for r in visible} == set(STEPS)
     assert {key_of(r) for r in noted} == {STEPS[0], STEPS[5], STEPS[11], STEPS[30]}
 
@@ -294,18 +294,18 @@ def test_operator_data_survives_every_kind_of_ingestion(harness: Harness) -> Non
 
     # Workers keep working on the same rows afterwards. STEPS[0] is reported done (X) by the
     # status report, so a worker's "incomplete" clears only their own mark.
-    row = board.write(service.set_completion, STEPS[0], "incomplete")
+    row = board.write(commands.set_completion, STEPS[0], "incomplete")
     assert row["manual_completed"] is False and row["completed"] is True
     assert row["note"] == "急ぎ①"
-    row = board.write(service.set_completion, STEPS[4], "incomplete")
+    row = board.write(commands.set_completion, STEPS[4], "incomplete")
     assert row["completed"] is False and row["due_date"] == "2026-03-11"
 
 
 def test_progress_column_completes_externally_but_never_undoes_a_worker(harness: Harness) -> None:
     board = Board(harness)
     worker, upstream, both = STEPS[0], STEPS[1], STEPS[2]
-    board.write(service.set_completion, worker, "complete")
-    board.write(service.set_completion, both, "complete")
+    board.write(commands.set_completion, worker, "complete")
+    board.write(commands.set_completion, both, "complete")
 
     done_upstream = [line(k, progress="完了" if k in (upstream, both) else "") for k in STEPS]
     ingest(harness, board.dashboard, file_of(done_upstream), kind="official_ingestion")
@@ -324,7 +324,7 @@ def test_progress_column_completes_externally_but_never_undoes_a_worker(harness:
     assert rows[worker]["completed"] is True and rows[worker]["row_data"]["progress"] == "完了"
     assert rows[both]["completed"] is True and rows[both]["external_completed"] is False
     with harness.read() as session:
-        summary = service.progress_summary(session, board.dashboard)
+        summary = progress.progress_summary(session, board.dashboard)
     assert (summary["total"], summary["completed"]) == (len(STEPS), 2)
 
 

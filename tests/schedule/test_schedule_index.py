@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboardRow
-from csvboard.schedule import service
+from csvboard.schedule import composed, expressions, queries
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 INDEX = "ix_csv_dashboard_rows_schedule_order"
@@ -38,13 +38,13 @@ def test_machine_name_lookup_and_board_order_use_the_index(harness: Harness) -> 
     lines += [schedule_line(9000, "S0000003", "MH-1", 0, name="旋盤㈱")]
     harness.ingest(board, "\n".join([SCHEDULE_HEADER, *lines]) + "\n", kind="official_ingestion")
     with harness.read() as session:
-        f = service._fields(session)
-        lookup = service._machine_name_column(f)
+        f = expressions.fields(session)
+        lookup = composed.machine_name_column(f)
         step_id = session.scalar(
             select(CsvDashboardRow.id).where(CsvDashboardRow.row_key.contains("P0016"))
         )
         # The composed row names its machine (and the lookup is the index's).
-        assert service.get_row(session, step_id)["machine_name"] == "旋盤㈱"
+        assert queries.get_row(session, step_id)["machine_name"] == "旋盤㈱"
     by_seiban = select(lookup.element)
     plan = _plan(harness, by_seiban.where(CsvDashboardRow.id == step_id))
     assert INDEX in plan, plan

@@ -24,12 +24,13 @@ from csvboard.dashboards.service import create_dashboard
 from csvboard.db.engine import normalize_url
 from csvboard.errors import Conflict, CsvboardError, InvalidRequest, NotFound
 from csvboard.runs.vocabulary import RunStatus
-from csvboard.schedule import service
+from csvboard.schedule import commands, expressions, queries, search
 from csvboard.schedule.models import (
     ProductionScheduleProgress,
     ProductionScheduleRowNote,
     ProductionScheduleRowOrder,
 )
+from csvboard.schedule.progress import progress_summary
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ def rows(harness: Harness, dashboard: CsvDashboard, **kwargs: Any) -> list[dict[
     cursor: str | None = None
     with harness.read() as session:
         while True:
-            page, cursor = service.list_rows(session, dashboard, cursor=cursor, **kwargs)
+            page, cursor = queries.list_rows(session, dashboard, cursor=cursor, **kwargs)
             out.extend(page)
             if cursor is None:
                 return out
@@ -111,7 +112,7 @@ def ids(harness: Harness, dashboard: CsvDashboard) -> dict[Key, uuid.UUID]:
 
 def get(harness: Harness, row_id: uuid.UUID) -> dict[str, Any]:
     with harness.read() as session:
-        return service.get_row(session, row_id)
+        return queries.get_row(session, row_id)
 
 
 def count(harness: Harness, model: Any, **where: Any) -> int:
@@ -166,10 +167,10 @@ def test_composed_row_carries_operator_data_and_a_synthesised_progress(
 ) -> None:
     dashboard, by_key = four
     rid = by_key[step(10)]
-    do(harness, service.set_completion, rid, "complete", by="worker-1")
-    do(harness, service.set_note, rid, "  treat gently ", by="planner")
-    do(harness, service.set_due_date, rid, "2026-03-01", by="planner")
-    do(harness, service.set_processing_type, rid, "塗装", by="planner")
+    do(harness, commands.set_completion, rid, "complete", by="worker-1")
+    do(harness, commands.set_note, rid, "  treat gently ", by="planner")
+    do(harness, commands.set_due_date, rid, "2026-03-01", by="planner")
+    do(harness, commands.set_processing_type, rid, "塗装", by="planner")
     row = get(harness, rid)
     assert row["id"] == str(rid)
     assert row["row_key"] == '["AB123456","P100","R01","10"]'
@@ -215,7 +216,13 @@ def test_progress_is_manual_or_external(harness: Harness) -> None:
     )
     by_key = ids(harness, dashboard)
     for part in ("P2", "P4"):
-        do(harness, service.set_completion, by_key[(SEIBAN, part, "R01", "10")], "complete", by="w")
+        do(
+            harness,
+            commands.set_completion,
+            by_key[(SEIBAN, part, "R01", "10")],
+            "complete",
+            by="w",
+        )
     got = {key_of(r)[1]: r for r in rows(harness, dashboard)}
     expected = {
         "P1": (False, False, False, ""),
@@ -241,8 +248,8 @@ def test_double_complete_is_idempotent_never_a_toggle(
 ) -> None:
     _, by_key = four
     rid = by_key[step(10)]
-    first = do(harness, service.set_completion, rid, "complete", by="a")
-    second = do(harness, service.set_completion, rid, "complete", by="b")
+    first = do(harness, commands.set_completion, rid, "complete", by="a")
+    second = do(harness, commands.set_completion, rid, "complete", by="b")
     assert first["completed"] is True and second["completed"] is True
     assert count(harness, ProductionScheduleProgress) == 1
     with harness.read() as session:
@@ -259,14 +266,14 @@ def test_incomplete_after_complete(
 ) -> None:
     _, by_key = four
     rid = by_key[step(10)]
-    do(harness, service.set_completion, rid, "complete", by="w")
-    row = do(harness, service.set_completion, rid, "incomplete", by="w")
+    do(harness, commands.set_completion, rid, "complete", by="w")
+    row = do(harness, commands.set_completion, rid, "incomplete", by="w")
     assert row["completed"] is False and row["row_data"]["progress"] == ""
-    row = do(harness, service.set_completion, rid, "incomplete", by="w")
+    row = do(harness, commands.set_completion, rid, "incomplete", by="w")
     assert row["completed"] is False
     # Incomplete on a never-completed step is fine too.
     assert (
-        do(harness, service.set_completion, by_key[step(20)], "incomplete", by="w")["completed"]
+        do(harness, commands.set_completion, by_key[step(20)], "incomplete", by="w")["completed"]
         is False
     )
 
@@ -280,7 +287,7 @@ def test_invalid_intent(
         harness,
         InvalidRequest,
         "INVALID_INTENT",
-        service.set_completion,
+        commands.set_completion,
         by_key[step(10)],
         intent,
         by="w",
@@ -293,8 +300,8 @@ def test_incomplete_on_an_externally_completed_step_stays_effectively_complete(
 ) -> None:
     dashboard = load(harness, [schedule_line(1, SEIBAN, "P1", 10, progress="完了")])
     rid = next(iter(ids(harness, dashboard).values()))
-    do(harness, service.set_completion, rid, "complete", by="w")
-    row = do(harness, service.set_completion, rid, "incomplete", by="w")
+    do(harness, commands.set_completion, rid, "complete", by="w")
+    row = do(harness, commands.set_completion, rid, "incomplete", by="w")
     assert row["manual_completed"] is False
     assert row["external_completed"] is True
     assert row["completed"] is True and row["row_data"]["progress"] == "完了"
@@ -310,12 +317,12 @@ def test_completing_releases_the_order_number_and_closes_the_gap(
     a, b, c, d = (by_key[step(k)] for k in (10, 20, 30, 40))
     other = by_key[step(50, "R02")]
     for number, rid in enumerate((a, b, c, d), start=1):
-        row = do(harness, service.set_order, rid, "R01", number, by="planner")
+        row = do(harness, commands.set_order, rid, "R01", number, by="planner")
         assert row["order"] == {"resource_cd": "R01", "order_number": number}
-    do(harness, service.set_order, other, "R02", 2, by="planner")
+    do(harness, commands.set_order, other, "R02", 2, by="planner")
     assert orders(harness, dashboard, "R01") == {1: a, 2: b, 3: c, 4: d}
 
-    row = do(harness, service.set_completion, b, "complete", by="worker")
+    row = do(harness, commands.set_completion, b, "complete", by="worker")
     assert row["order"] is None and row["completed"] is True
     assert orders(harness, dashboard, "R01") == {1: a, 2: c, 3: d}
     assert get(harness, c)["order"] == {"resource_cd": "R01", "order_number": 2}
@@ -324,12 +331,12 @@ def test_completing_releases_the_order_number_and_closes_the_gap(
     assert orders(harness, dashboard, "R02") == {2: other}
 
     # Completing the first closes the gap again; completing the last leaves the rest.
-    do(harness, service.set_completion, a, "complete", by="worker")
+    do(harness, commands.set_completion, a, "complete", by="worker")
     assert orders(harness, dashboard, "R01") == {1: c, 2: d}
-    do(harness, service.set_completion, d, "complete", by="worker")
+    do(harness, commands.set_completion, d, "complete", by="worker")
     assert orders(harness, dashboard, "R01") == {1: c}
     # Undoing a completion does not bring the number back.
-    do(harness, service.set_completion, b, "incomplete", by="worker")
+    do(harness, commands.set_completion, b, "incomplete", by="worker")
     assert get(harness, b)["order"] is None
 
 
@@ -339,12 +346,12 @@ def test_clearing_an_order_closes_the_gap_behind_it(
     dashboard, by_key = four
     a, b, c, d = (by_key[step(k)] for k in (10, 20, 30, 40))
     for number, rid in enumerate((a, b, c, d), start=1):
-        do(harness, service.set_order, rid, "R01", number, by="planner")
-    row = do(harness, service.set_order, a, "R01", None, by="planner")
+        do(harness, commands.set_order, rid, "R01", number, by="planner")
+    row = do(harness, commands.set_order, a, "R01", None, by="planner")
     assert row["order"] is None
     assert orders(harness, dashboard, "R01") == {1: b, 2: c, 3: d}
     # Clearing a step without an order is a no-op.
-    do(harness, service.set_order, a, "R01", None, by="planner")
+    do(harness, commands.set_order, a, "R01", None, by="planner")
     assert orders(harness, dashboard, "R01") == {1: b, 2: c, 3: d}
 
 
@@ -353,17 +360,17 @@ def test_order_numbers_are_unique_per_resource(
 ) -> None:
     dashboard, by_key = four
     a, b = by_key[step(10)], by_key[step(20)]
-    do(harness, service.set_order, a, "R01", 1, by="p")
+    do(harness, commands.set_order, a, "R01", 1, by="p")
     message = refused(
-        harness, Conflict, "ORDER_NUMBER_TAKEN", service.set_order, b, "R01", 1, by="p"
+        harness, Conflict, "ORDER_NUMBER_TAKEN", commands.set_order, b, "R01", 1, by="p"
     )
     assert "1" in message and "R01" in message
     # The same number again on the same step is idempotent; moving to a free number works.
-    assert do(harness, service.set_order, a, "R01", 1, by="p")["order"]["order_number"] == 1
-    assert do(harness, service.set_order, a, "R01", 5, by="p")["order"]["order_number"] == 5
-    assert do(harness, service.set_order, b, "R01", 1, by="p")["order"]["order_number"] == 1
+    assert do(harness, commands.set_order, a, "R01", 1, by="p")["order"]["order_number"] == 1
+    assert do(harness, commands.set_order, a, "R01", 5, by="p")["order"]["order_number"] == 5
+    assert do(harness, commands.set_order, b, "R01", 1, by="p")["order"]["order_number"] == 1
     # Number 1 on another resource is a different slot.
-    assert do(harness, service.set_order, by_key[step(50, "R02")], "R02", 1, by="p")["order"] == {
+    assert do(harness, commands.set_order, by_key[step(50, "R02")], "R02", 1, by="p")["order"] == {
         "resource_cd": "R02",
         "order_number": 1,
     }
@@ -376,12 +383,14 @@ def test_order_resource_must_be_the_rows_resource(
     _, by_key = four
     rid = by_key[step(10)]
     message = refused(
-        harness, InvalidRequest, "RESOURCE_MISMATCH", service.set_order, rid, "R02", 1, by="p"
+        harness, InvalidRequest, "RESOURCE_MISMATCH", commands.set_order, rid, "R02", 1, by="p"
     )
     assert "R01" in message
-    refused(harness, InvalidRequest, "RESOURCE_MISMATCH", service.set_order, rid, "", 1, by="p")
+    refused(harness, InvalidRequest, "RESOURCE_MISMATCH", commands.set_order, rid, "", 1, by="p")
     # Full-width input is the same code after NFKC.
-    assert do(harness, service.set_order, rid, "Ｒ０１", 1, by="p")["order"]["resource_cd"] == "R01"
+    assert (
+        do(harness, commands.set_order, rid, "Ｒ０１", 1, by="p")["order"]["resource_cd"] == "R01"
+    )
 
 
 @pytest.mark.parametrize("number", [0, 11, -1, True])
@@ -393,7 +402,7 @@ def test_order_number_range(
         harness,
         InvalidRequest,
         "INVALID_ORDER",
-        service.set_order,
+        commands.set_order,
         by_key[step(10)],
         "R01",
         number,
@@ -409,11 +418,11 @@ def test_a_completed_step_cannot_be_ordered(harness: Harness) -> None:
     )
     by_key = ids(harness, dashboard)
     manual, external = by_key[(SEIBAN, "P1", "R01", "10")], by_key[(SEIBAN, "P2", "R01", "10")]
-    do(harness, service.set_completion, manual, "complete", by="w")
-    refused(harness, Conflict, "STEP_COMPLETED", service.set_order, manual, "R01", 1, by="p")
-    refused(harness, Conflict, "STEP_COMPLETED", service.set_order, external, "R01", 1, by="p")
-    do(harness, service.set_completion, manual, "incomplete", by="w")
-    assert do(harness, service.set_order, manual, "R01", 1, by="p")["order"]["order_number"] == 1
+    do(harness, commands.set_completion, manual, "complete", by="w")
+    refused(harness, Conflict, "STEP_COMPLETED", commands.set_order, manual, "R01", 1, by="p")
+    refused(harness, Conflict, "STEP_COMPLETED", commands.set_order, external, "R01", 1, by="p")
+    do(harness, commands.set_completion, manual, "incomplete", by="w")
+    assert do(harness, commands.set_order, manual, "R01", 1, by="p")["order"]["order_number"] == 1
 
 
 # --- notes, due dates, processing -----------------------------------------------------------
@@ -423,45 +432,47 @@ def test_note_validation(harness: Harness, four: tuple[CsvDashboard, dict[Key, u
     _, by_key = four
     rid = by_key[step(10)]
     message = refused(
-        harness, InvalidRequest, "INVALID_NOTE", service.set_note, rid, "あ" * 101, by="p"
+        harness, InvalidRequest, "INVALID_NOTE", commands.set_note, rid, "あ" * 101, by="p"
     )
     assert "101" in message and "100" in message
     for bad in ("line one\nline two", "a\rb", "trailing\n"):
         message = refused(
-            harness, InvalidRequest, "INVALID_NOTE", service.set_note, rid, bad, by="p"
+            harness, InvalidRequest, "INVALID_NOTE", commands.set_note, rid, bad, by="p"
         )
         assert "line" in message
     assert count(harness, ProductionScheduleRowNote) == 0
 
-    assert do(harness, service.set_note, rid, "髙" * 100, by="p")["note"] == "髙" * 100
-    assert do(harness, service.set_note, rid, "short ①", by="p")["note"] == "short ①"
+    assert do(harness, commands.set_note, rid, "髙" * 100, by="p")["note"] == "髙" * 100
+    assert do(harness, commands.set_note, rid, "short ①", by="p")["note"] == "short ①"
     assert count(harness, ProductionScheduleRowNote) == 1
     # Empty (after trimming) clears: the record is deleted, not stored empty.
-    assert do(harness, service.set_note, rid, "   ", by="p")["note"] is None
+    assert do(harness, commands.set_note, rid, "   ", by="p")["note"] is None
     assert count(harness, ProductionScheduleRowNote) == 0
-    do(harness, service.set_note, rid, "again", by="p")
-    assert do(harness, service.set_note, rid, "", by="p")["note"] is None
+    do(harness, commands.set_note, rid, "again", by="p")
+    assert do(harness, commands.set_note, rid, "", by="p")["note"] is None
     assert count(harness, ProductionScheduleRowNote) == 0
 
 
 def test_due_dates(harness: Harness, four: tuple[CsvDashboard, dict[Key, uuid.UUID]]) -> None:
     _, by_key = four
     rid = by_key[step(10)]
-    assert do(harness, service.set_due_date, rid, "2026-02-28", by="p")["due_date"] == "2026-02-28"
+    assert do(harness, commands.set_due_date, rid, "2026-02-28", by="p")["due_date"] == "2026-02-28"
     assert (
-        do(harness, service.set_due_date, rid, date(2026, 3, 31), by="p")["due_date"]
+        do(harness, commands.set_due_date, rid, date(2026, 3, 31), by="p")["due_date"]
         == "2026-03-31"
     )
-    assert do(harness, service.set_due_date, rid, "", by="p")["due_date"] is None
-    do(harness, service.set_due_date, rid, "2026-04-01", by="p")
-    assert do(harness, service.set_due_date, rid, None, by="p")["due_date"] is None
+    assert do(harness, commands.set_due_date, rid, "", by="p")["due_date"] is None
+    do(harness, commands.set_due_date, rid, "2026-04-01", by="p")
+    assert do(harness, commands.set_due_date, rid, None, by="p")["due_date"] is None
     for bad in ("2026-02-30", "2026/02/28", "20260228", "tomorrow", "2026-2-1"):
-        refused(harness, InvalidRequest, "INVALID_DUE_DATE", service.set_due_date, rid, bad, by="p")
+        refused(
+            harness, InvalidRequest, "INVALID_DUE_DATE", commands.set_due_date, rid, bad, by="p"
+        )
     refused(
         harness,
         InvalidRequest,
         "INVALID_DUE_DATE",
-        service.set_due_date,
+        commands.set_due_date,
         rid,
         datetime(2026, 1, 1),
         by="p",
@@ -476,39 +487,40 @@ def test_processing_types(
     rid = by_key[step(10)]
     for value in ("塗装", "カニゼン", "LSLH", "その他01", "その他02"):
         assert (
-            do(harness, service.set_processing_type, rid, value, by="p")["processing_type"] == value
+            do(harness, commands.set_processing_type, rid, value, by="p")["processing_type"]
+            == value
         )
     # Full-width input of an option is that option.
     assert (
-        do(harness, service.set_processing_type, rid, "ＬＳＬＨ", by="p")["processing_type"]
+        do(harness, commands.set_processing_type, rid, "ＬＳＬＨ", by="p")["processing_type"]
         == "LSLH"
     )
     message = refused(
         harness,
         InvalidRequest,
         "INVALID_PROCESSING_TYPE",
-        service.set_processing_type,
+        commands.set_processing_type,
         rid,
         "溶接",
         by="p",
     )
     assert "塗装" in message
     assert get(harness, rid)["processing_type"] == "LSLH"
-    assert do(harness, service.set_processing_type, rid, "", by="p")["processing_type"] is None
-    do(harness, service.set_processing_type, rid, "塗装", by="p")
-    assert do(harness, service.set_processing_type, rid, None, by="p")["processing_type"] is None
+    assert do(harness, commands.set_processing_type, rid, "", by="p")["processing_type"] is None
+    do(harness, commands.set_processing_type, rid, "塗装", by="p")
+    assert do(harness, commands.set_processing_type, rid, None, by="p")["processing_type"] is None
     # The option list is the dashboard's own.
     with harness.write() as session:
         stored = session.get_one(CsvDashboard, dashboard.id)
         stored.options = {**stored.options, "processing_types": ["溶接", "研磨"]}
     assert (
-        do(harness, service.set_processing_type, rid, "溶接", by="p")["processing_type"] == "溶接"
+        do(harness, commands.set_processing_type, rid, "溶接", by="p")["processing_type"] == "溶接"
     )
     refused(
         harness,
         InvalidRequest,
         "INVALID_PROCESSING_TYPE",
-        service.set_processing_type,
+        commands.set_processing_type,
         rid,
         "塗装",
         by="p",
@@ -524,19 +536,19 @@ def test_retired_rows_are_readable_but_refuse_writes(harness: Harness) -> None:
     )
     by_key = ids(harness, dashboard)
     gone = by_key[(SEIBAN, "P2", "R01", "10")]
-    do(harness, service.set_note, gone, "before retirement", by="p")
+    do(harness, commands.set_note, gone, "before retirement", by="p")
     ingest(harness, dashboard, [schedule_line(1, SEIBAN, "P1", 10)])
     row = get(harness, gone)
     assert row["is_active"] is False and row["note"] == "before retirement"
-    refused(harness, Conflict, "ROW_RETIRED", service.set_completion, gone, "complete", by="w")
-    refused(harness, Conflict, "ROW_RETIRED", service.set_note, gone, "x", by="w")
-    refused(harness, Conflict, "ROW_RETIRED", service.set_note, gone, "", by="w")
-    refused(harness, Conflict, "ROW_RETIRED", service.set_due_date, gone, "2026-01-01", by="w")
-    refused(harness, Conflict, "ROW_RETIRED", service.set_processing_type, gone, "塗装", by="w")
-    refused(harness, Conflict, "ROW_RETIRED", service.set_order, gone, "R01", 1, by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_completion, gone, "complete", by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_note, gone, "x", by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_note, gone, "", by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_due_date, gone, "2026-01-01", by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_processing_type, gone, "塗装", by="w")
+    refused(harness, Conflict, "ROW_RETIRED", commands.set_order, gone, "R01", 1, by="w")
     # Input errors come first (400 before 409).
     refused(
-        harness, InvalidRequest, "INVALID_INTENT", service.set_completion, gone, "toggle", by="w"
+        harness, InvalidRequest, "INVALID_INTENT", commands.set_completion, gone, "toggle", by="w"
     )
     assert get(harness, gone)["note"] == "before retirement"
 
@@ -546,18 +558,20 @@ def test_unknown_rows_are_404(
 ) -> None:
     missing = uuid.uuid4()
     with harness.read() as session, pytest.raises(NotFound) as info:
-        service.get_row(session, missing)
+        queries.get_row(session, missing)
     assert info.value.code == "ROW_NOT_FOUND"
-    refused(harness, NotFound, "ROW_NOT_FOUND", service.set_completion, missing, "complete", by="w")
-    refused(harness, NotFound, "ROW_NOT_FOUND", service.set_note, missing, "x", by="w")
-    refused(harness, NotFound, "ROW_NOT_FOUND", service.set_due_date, missing, None, by="w")
     refused(
-        harness, NotFound, "ROW_NOT_FOUND", service.set_processing_type, missing, "塗装", by="w"
+        harness, NotFound, "ROW_NOT_FOUND", commands.set_completion, missing, "complete", by="w"
     )
-    refused(harness, NotFound, "ROW_NOT_FOUND", service.set_order, missing, "R01", 1, by="w")
+    refused(harness, NotFound, "ROW_NOT_FOUND", commands.set_note, missing, "x", by="w")
+    refused(harness, NotFound, "ROW_NOT_FOUND", commands.set_due_date, missing, None, by="w")
+    refused(
+        harness, NotFound, "ROW_NOT_FOUND", commands.set_processing_type, missing, "塗装", by="w"
+    )
+    refused(harness, NotFound, "ROW_NOT_FOUND", commands.set_order, missing, "R01", 1, by="w")
     # 400 before 404: a bad intent is reported even for an unknown row.
     refused(
-        harness, InvalidRequest, "INVALID_INTENT", service.set_completion, missing, "flip", by="w"
+        harness, InvalidRequest, "INVALID_INTENT", commands.set_completion, missing, "flip", by="w"
     )
 
 
@@ -575,12 +589,12 @@ def test_rows_of_a_generic_dashboard_are_not_a_schedule(harness: Harness) -> Non
         )
     assert rid is not None
     refused(
-        harness, InvalidRequest, "NOT_A_SCHEDULE", service.set_completion, rid, "complete", by="w"
+        harness, InvalidRequest, "NOT_A_SCHEDULE", commands.set_completion, rid, "complete", by="w"
     )
-    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", service.set_order, rid, "R01", 1, by="w")
-    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", service.get_row, rid)
-    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", service.list_rows, generic)
-    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", service.progress_summary, generic)
+    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", commands.set_order, rid, "R01", 1, by="w")
+    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", queries.get_row, rid)
+    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", queries.list_rows, generic)
+    refused(harness, InvalidRequest, "NOT_A_SCHEDULE", progress_summary, generic)
     assert count(harness, ProductionScheduleProgress) == 0
 
 
@@ -591,7 +605,7 @@ def test_operator_writes_do_not_wait_for_an_ingestion_holding_row_locks(
     """An ingestion's upsert holds FOR NO KEY UPDATE locks; kiosk writes must not queue behind."""
     _, by_key = four
     a, b = by_key[step(10)], by_key[step(20)]
-    do(harness, service.set_order, b, "R01", 2, by="p")
+    do(harness, commands.set_order, b, "R01", 2, by="p")
     ingestion = create_engine(normalize_url(harness.url), poolclass=NullPool)
     try:
         with ingestion.connect() as conn:
@@ -607,12 +621,12 @@ def test_operator_writes_do_not_wait_for_an_ingestion_holding_row_locks(
             )
             with harness.write() as session:
                 session.execute(text("SET LOCAL lock_timeout = '2s'"))
-                service.set_completion(session, b, "complete", by="w")
-                service.set_note(session, a, "during a run", by="w")
-                service.set_due_date(session, a, "2026-05-01", by="w")
-                service.set_processing_type(session, a, "塗装", by="w")
-                service.set_order(session, a, "R01", 1, by="w")
-                service.list_rows(session, service_dashboard(session, a))
+                commands.set_completion(session, b, "complete", by="w")
+                commands.set_note(session, a, "during a run", by="w")
+                commands.set_due_date(session, a, "2026-05-01", by="w")
+                commands.set_processing_type(session, a, "塗装", by="w")
+                commands.set_order(session, a, "R01", 1, by="w")
+                queries.list_rows(session, service_dashboard(session, a))
             transaction.rollback()
     finally:
         ingestion.dispose()
@@ -717,9 +731,9 @@ def test_search_accepts_at_most_eight_tokens(harness: Harness, searchable: CsvDa
     eight = ",".join(f"t{i}" for i in range(8))
     assert hincds(harness, searchable, q=eight) == set()
     with harness.read() as session, pytest.raises(InvalidRequest) as info:
-        service.list_rows(session, searchable, q=eight + ",t8")
+        queries.list_rows(session, searchable, q=eight + ",t8")
     assert info.value.code == "TOO_MANY_TOKENS"
-    assert service.search_tokens("ａ，ｂ、c") == ["a", "b", "c"]
+    assert search.search_tokens("ａ，ｂ、c") == ["a", "b", "c"]
 
 
 # --- filters, sort, paging ------------------------------------------------------------------
@@ -738,10 +752,10 @@ def test_filters(harness: Harness) -> None:
         ],
     )
     by_key = {k[1]: v for k, v in ids(harness, dashboard).items()}
-    do(harness, service.set_completion, by_key["P1"], "complete", by="w")
-    do(harness, service.set_note, by_key["P2"], "note", by="w")
-    do(harness, service.set_due_date, by_key["P4"], "2026-01-01", by="w")
-    do(harness, service.set_due_date, by_key["P2"], "2026-01-02", by="w")
+    do(harness, commands.set_completion, by_key["P1"], "complete", by="w")
+    do(harness, commands.set_note, by_key["P2"], "note", by="w")
+    do(harness, commands.set_due_date, by_key["P4"], "2026-01-01", by="w")
+    do(harness, commands.set_due_date, by_key["P2"], "2026-01-02", by="w")
 
     def parts(**kwargs: Any) -> list[str]:
         return [k[1] for k in keys(harness, dashboard, **kwargs)]
@@ -779,7 +793,7 @@ def test_filters(harness: Harness) -> None:
     assert retired[0]["completed"] is True
 
     with harness.read() as session, pytest.raises(InvalidRequest) as info:
-        service.list_rows(session, dashboard, completion="done")  # type: ignore[arg-type]
+        queries.list_rows(session, dashboard, completion="done")  # type: ignore[arg-type]
     assert info.value.code == "INVALID_COMPLETION_FILTER"
 
 
@@ -814,7 +828,7 @@ def paged(
     cursor: str | None = None
     while True:
         with harness.read() as session:
-            page, cursor = service.list_rows(
+            page, cursor = queries.list_rows(
                 session, dashboard, cursor=cursor, limit=limit, **kwargs
             )
         pages.append(page)
@@ -842,10 +856,10 @@ def test_paging_returns_each_row_once_in_sort_order(harness: Harness) -> None:
         assert len(pages) == -(-36 // limit)
     # A cursor keeps working after a row before it changes its operator data or disappears.
     with harness.read() as session:
-        first, cursor = service.list_rows(session, dashboard, limit=10)
-    do(harness, service.set_completion, uuid.UUID(first[3]["id"]), "complete", by="w")
+        first, cursor = queries.list_rows(session, dashboard, limit=10)
+    do(harness, commands.set_completion, uuid.UUID(first[3]["id"]), "complete", by="w")
     with harness.read() as session:
-        second, _ = service.list_rows(session, dashboard, limit=10, cursor=cursor)
+        second, _ = queries.list_rows(session, dashboard, limit=10, cursor=cursor)
     assert [r["id"] for r in second] == [r["id"] for r in everything[10:20]]
     # Paging with a filter.
     filtered = [r["id"] for page in paged(harness, dashboard, 4, resources=["R01"]) for r in page]
@@ -858,8 +872,8 @@ def test_page_size_and_cursor_validation(
 ) -> None:
     dashboard, _ = four
     for limit in (0, 2001, -5):
-        refused(harness, InvalidRequest, "INVALID_LIMIT", service.list_rows, dashboard, limit=limit)
-    assert len(do(harness, service.list_rows, dashboard, limit=2000)[0]) == 5
+        refused(harness, InvalidRequest, "INVALID_LIMIT", queries.list_rows, dashboard, limit=limit)
+    assert len(do(harness, queries.list_rows, dashboard, limit=2000)[0]) == 5
     bad_cursors = [
         "not base64 !!",
         base64.urlsafe_b64encode(b"[1,2]").decode(),
@@ -869,7 +883,7 @@ def test_page_size_and_cursor_validation(
     ]
     for cursor in bad_cursors:
         refused(
-            harness, InvalidRequest, "INVALID_CURSOR", service.list_rows, dashboard, cursor=cursor
+            harness, InvalidRequest, "INVALID_CURSOR", queries.list_rows, dashboard, cursor=cursor
         )
 
 
@@ -892,13 +906,31 @@ def test_progress_summary(harness: Harness) -> None:
         ],
     )
     by_key = ids(harness, dashboard)
-    do(harness, service.set_completion, by_key[("AA000001", "P1", "R01", "10")], "complete", by="w")
-    do(harness, service.set_completion, by_key[("BB000002", "P9", "R02", "10")], "complete", by="w")
+    do(
+        harness,
+        commands.set_completion,
+        by_key[("AA000001", "P1", "R01", "10")],
+        "complete",
+        by="w",
+    )
+    do(
+        harness,
+        commands.set_completion,
+        by_key[("BB000002", "P9", "R02", "10")],
+        "complete",
+        by="w",
+    )
     # Completed twice (manual and external) counts once.
-    do(harness, service.set_completion, by_key[("AA000001", "P2", "R01", "10")], "complete", by="w")
+    do(
+        harness,
+        commands.set_completion,
+        by_key[("AA000001", "P2", "R01", "10")],
+        "complete",
+        by="w",
+    )
     # Manual false does not hide external completion.
     with harness.read() as session:
-        summary = service.progress_summary(session, dashboard)
+        summary = progress_summary(session, dashboard)
     assert summary["total"] == 7 and summary["completed"] == 3
     assert summary["by_resource"] == [
         {"resource_cd": "R01", "resource_name": "資源R01", "total": 3, "completed": 2},
@@ -931,7 +963,7 @@ def test_progress_summary(harness: Harness) -> None:
     # Retired rows leave the summary; a worker's "incomplete" on an external completion keeps it.
     do(
         harness,
-        service.set_completion,
+        commands.set_completion,
         by_key[("AA000001", "P2", "R01", "10")],
         "incomplete",
         by="w",
@@ -947,7 +979,7 @@ def test_progress_summary(harness: Harness) -> None:
         ],
     )
     with harness.read() as session:
-        summary = service.progress_summary(session, dashboard)
+        summary = progress_summary(session, dashboard)
     assert (summary["total"], summary["completed"]) == (3, 3)
     assert [s["incomplete_parts"] for s in summary["by_seiban"]] == [[], []]
     assert summary["by_seiban"][1]["machine_name"] == "旋盤"  # a retired machine row still names it
@@ -956,7 +988,7 @@ def test_progress_summary(harness: Harness) -> None:
 def test_progress_summary_of_an_empty_dashboard(harness: Harness) -> None:
     dashboard = harness.dashboard()
     with harness.read() as session:
-        assert service.progress_summary(session, dashboard) == {
+        assert progress_summary(session, dashboard) == {
             "total": 0,
             "completed": 0,
             "by_resource": [],
@@ -968,7 +1000,7 @@ def test_text_sort_keys_use_byte_order_on_postgresql(harness: Harness) -> None:
     """The test cluster runs with the C locale; production databases often do not. Sorting and
     the keyset comparison must not depend on the database's collation."""
     with harness.read() as session:
-        fields = service._Fields(session.get_bind().dialect.name)
+        fields = expressions.Fields(session.get_bind().dialect.name)
         compiled = str(select(*fields.sort_keys).compile(dialect=session.get_bind().dialect))
     if fields.is_pg:
         assert compiled.count('COLLATE "C"') == 3

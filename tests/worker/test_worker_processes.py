@@ -38,7 +38,7 @@ from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun, IngestionRunLease
 from csvboard.runs.service import retry_run
 from csvboard.runs.vocabulary import TERMINAL_STATUSES, RunStatus
-from csvboard.schedule import service as schedule
+from csvboard.schedule import commands as schedule
 from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
 from csvboard.schedule.sample import HEADER, generate_rows, write_schedule_csv
 from support import Harness, csvboard_command, ledger, status_of, wait_until

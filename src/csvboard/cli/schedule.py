@@ -69,7 +69,7 @@ def schedule_rows(
 ) -> None:
     """Schedule rows with operator data and row_data.progress composed."""
     from csvboard.dashboards.service import get_dashboard
-    from csvboard.schedule.service import list_rows
+    from csvboard.schedule.queries import list_rows
 
     engine = _engine(_settings())
     rows: list[dict[str, Any]] = []
@@ -100,7 +100,7 @@ def schedule_complete(
     as_json: JsonFlag = False,
 ) -> None:
     """Mark a step complete (idempotent), or not complete with --undo."""
-    from csvboard.schedule.service import set_completion
+    from csvboard.schedule.commands import set_completion
 
     rid = _uuid(row_id)
     intent = "incomplete" if undo else "complete"
@@ -110,7 +110,7 @@ def schedule_complete(
 @schedule_app.command("note")
 def schedule_note(row_id: str, text: str, as_json: JsonFlag = False) -> None:
     """Set a step's note (≤ 100 characters, one line); an empty text clears it."""
-    from csvboard.schedule.service import set_note
+    from csvboard.schedule.commands import set_note
 
     rid = _uuid(row_id)
     _schedule_write(lambda s: set_note(s, rid, text, by=_principal()), as_json)
@@ -119,7 +119,7 @@ def schedule_note(row_id: str, text: str, as_json: JsonFlag = False) -> None:
 @schedule_app.command("due")
 def schedule_due(row_id: str, due: str, as_json: JsonFlag = False) -> None:
     """Set a step's due date (YYYY-MM-DD); an empty string clears it."""
-    from csvboard.schedule.service import set_due_date
+    from csvboard.schedule.commands import set_due_date
 
     rid = _uuid(row_id)
     _schedule_write(lambda s: set_due_date(s, rid, due, by=_principal()), as_json)
@@ -128,7 +128,7 @@ def schedule_due(row_id: str, due: str, as_json: JsonFlag = False) -> None:
 @schedule_app.command("order")
 def schedule_order(row_id: str, resource_cd: str, n: int, as_json: JsonFlag = False) -> None:
     """Give a step machining order N (1–10) on its resource."""
-    from csvboard.schedule.service import set_order
+    from csvboard.schedule.commands import set_order
 
     rid = _uuid(row_id)
     _schedule_write(lambda s: set_order(s, rid, resource_cd, n, by=_principal()), as_json)
@@ -140,7 +140,7 @@ def schedule_summary(
 ) -> None:
     """Progress by resource and by 製番."""
     from csvboard.dashboards.service import get_dashboard
-    from csvboard.schedule.service import progress_summary
+    from csvboard.schedule.progress import progress_summary
 
     engine = _engine(_settings())
     with _read(engine) as session:

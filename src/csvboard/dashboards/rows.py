@@ -1,5 +1,8 @@
 """A dashboard's rows as a searchable, keyset-paged list, with effective completion for a
-production schedule (the rows API; the kiosk's schedule rows are ``schedule.service``'s)."""
+production schedule (the rows API; the kiosk's schedule rows are ``schedule.queries``'s).
+
+Completion is the production schedule's (its tables, its rule): it comes from what the
+schedule registered for its kind (``dashboards/kinds.py``), not from an import of it."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, String, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from csvboard.dashboards.columns import PRODUCTION_SCHEDULE
+from csvboard.dashboards import kinds
 from csvboard.dashboards.models import CsvDashboardRow
 from csvboard.dashboards.service import get_dashboard
 from csvboard.db.cursor import bad_cursor, decode_cursor, encode_cursor
@@ -45,25 +48,11 @@ def page_rows(
         raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_ROWS_PAGE}, not {limit}")
     after = _decode_cursor(cursor) if cursor else None
     dashboard = get_dashboard(session, slug)
-    is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
-
-    from csvboard.schedule.models import (
-        ProductionScheduleExternalCompletion as External,
-    )
-    from csvboard.schedule.models import (
-        ProductionScheduleProgress as Progress,
-    )
-
-    completed: ColumnElement[bool] = or_(
-        func.coalesce(Progress.is_completed, false()) == True,  # noqa: E712
-        func.coalesce(External.is_completed, false()) == True,  # noqa: E712
-    )
-    stmt = (
-        select(CsvDashboardRow, completed.label("completed"))
-        .outerjoin(Progress, Progress.csv_dashboard_row_id == CsvDashboardRow.id)
-        .outerjoin(External, External.csv_dashboard_row_id == CsvDashboardRow.id)
-        .where(CsvDashboardRow.csv_dashboard_id == dashboard.id)
-    )
+    extension = kinds.extension(dashboard.kind)
+    stmt: Select[Any] = select(CsvDashboardRow)
+    if extension is not None:
+        stmt = stmt.add_columns(extension.completed(CsvDashboardRow.id).label("completed"))
+    stmt = stmt.where(CsvDashboardRow.csv_dashboard_id == dashboard.id)
     if state == "active":
         stmt = stmt.where(CsvDashboardRow.is_active == True)  # noqa: E712
     elif state == "retired":
@@ -82,7 +71,7 @@ def page_rows(
     rows = list(session.execute(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [(r[0], bool(r[1]) if is_schedule else None) for r in rows]
+    items = [(r[0], bool(r[1]) if extension is not None else None) for r in rows]
     last = rows[-1][0] if rows else None
     next_cursor = _encode_cursor(last.created_at, last.id) if more and last is not None else None
     return RowPage(items, next_cursor)

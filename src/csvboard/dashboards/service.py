@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from csvboard.clock import utcnow
+from csvboard.dashboards import kinds
 from csvboard.dashboards.columns import (
     PRODUCTION_SCHEDULE,
     AppearanceMapping,
@@ -185,9 +186,9 @@ class PurgeReport:
 def purge_retired(
     session: Session, dashboard: CsvDashboard, retired_before: datetime, *, dry_run: bool = False
 ) -> PurgeReport:
-    """Delete rows retired before a date; operator data goes with them by cascade."""
-    from csvboard.schedule.models import OPERATOR_TABLES, ProductionScheduleExternalCompletion
-
+    """Delete rows retired before a date. The records other domains keep beside them go with
+    them (ON DELETE CASCADE); the report counts them per table (what ``kinds`` registered)."""
+    kinds.extension(dashboard.kind)  # a schedule whose tables are not loaded would under-report
     doomed = select(CsvDashboardRow.id).where(
         CsvDashboardRow.csv_dashboard_id == dashboard.id,
         CsvDashboardRow.is_active.is_(False),
@@ -195,7 +196,7 @@ def purge_retired(
     )
     rows = session.scalar(select(func.count()).select_from(doomed.subquery())) or 0
     records: dict[str, int] = {}
-    for table in (*OPERATOR_TABLES, ProductionScheduleExternalCompletion):
+    for table in kinds.row_tables():
         n = session.scalar(select(func.count()).where(table.csv_dashboard_row_id.in_(doomed)))
         records[table.__tablename__] = n or 0
     if not dry_run:

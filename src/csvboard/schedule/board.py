@@ -18,11 +18,22 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.errors import InvalidRequest
-from csvboard.schedule import service
+from csvboard.schedule.access import require_schedule, schedule_dashboard
+from csvboard.schedule.composed import compose, composed_by_id, machine_names, sort_values
+from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
     ProductionScheduleExternalCompletion,
     ProductionScheduleProgress,
 )
+from csvboard.schedule.progress import (
+    active_steps,
+    done_count,
+    effective,
+    incomplete_parts,
+    progress_summary,
+)
+from csvboard.schedule.queries import MAX_PAGE_SIZE, CompletionFilter, list_rows
+from csvboard.schedule.search import normalized_codes, search_tokens
 
 MAX_SCOPE_RESOURCES = 50
 MAX_SCOPE_SEIBANS = 100
@@ -39,7 +50,7 @@ def resource_codes(session: Session, dashboard: CsvDashboard) -> list[str]:
     A recursive "next code after this one" walk of the resource index: one probe per resource
     instead of reading the index entry of every row.
     """
-    f = service._fields(session)
+    f = fields(session)
     first = (
         select(func.min(f.resource).label("code"))
         .where(_R.csv_dashboard_id == dashboard.id)
@@ -57,7 +68,7 @@ def resource_codes(session: Session, dashboard: CsvDashboard) -> list[str]:
 
 def resources(session: Session, dashboard: CsvDashboard) -> list[dict[str, Any]]:
     """Every resource code of the dashboard with its name (FSIGENMEI of one of its rows)."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     return [
         {"resource_cd": code, "resource_name": _resource_name(session, dashboard, code)}
         for code in resource_codes(session, dashboard)
@@ -73,8 +84,8 @@ def check_scope(
     """The scope's codes, normalised; 400 for too many or for resource codes the dashboard
     does not have (a kiosk configured for a machine that is gone should say so, not show an
     empty board)."""
-    wanted = service.normalized_codes(resource_list)
-    seibans = service.normalized_codes(seiban_list)
+    wanted = normalized_codes(resource_list)
+    seibans = normalized_codes(seiban_list)
     if len(wanted) > MAX_SCOPE_RESOURCES:
         raise InvalidRequest(
             "SCOPE_TOO_LARGE", f"{len(wanted)} resources; a scope has at most {MAX_SCOPE_RESOURCES}"
@@ -84,7 +95,7 @@ def check_scope(
             "SCOPE_TOO_LARGE", f"{len(seibans)} 製番; a scope has at most {MAX_SCOPE_SEIBANS}"
         )
     if wanted:
-        f = service._fields(session)
+        f = fields(session)
         unknown = [
             code
             for code in wanted
@@ -106,9 +117,67 @@ def check_scope(
     return wanted, seibans
 
 
-def _counted(f: Any, dashboard: CsvDashboard) -> Select[Any]:
+def list_steps(
+    session: Session,
+    slug: str,
+    *,
+    q: str | None,
+    resource_list: Sequence[str],
+    seiban_list: Sequence[str],
+    completion: CompletionFilter,
+    has_note: bool | None,
+    has_due_date: bool | None,
+    include_retired: bool,
+    include_machine_rows: bool,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the schedule ``slug`` names, within a kiosk's scope, and the next cursor.
+
+    Checks in the API's order (docs/contract.md §5): the limit and the search's tokens (400)
+    before the dashboard (404), then the scope (400 ``SCOPE_TOO_LARGE``,
+    ``UNKNOWN_RESOURCE``), then the page's own (:func:`csvboard.schedule.queries.list_rows`).
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_PAGE_SIZE}, not {limit}")
+    search_tokens(q)  # 400 TOO_MANY_TOKENS before the dashboard's 404
+    dashboard = schedule_dashboard(session, slug)
+    resources, seibans = check_scope(session, dashboard, resource_list, seiban_list)
+    return list_rows(
+        session,
+        dashboard,
+        q=q,
+        resources=resources,
+        seibans=seibans,
+        completion=completion,
+        has_note=has_note,
+        has_due_date=has_due_date,
+        include_retired=include_retired,
+        include_machine_rows=include_machine_rows,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def summary(
+    session: Session,
+    dashboard: CsvDashboard,
+    *,
+    resource_list: Sequence[str] = (),
+    seiban_list: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A scope's progress (:func:`scoped_summary`) or, without a scope, the whole
+    dashboard's (:func:`csvboard.schedule.progress.progress_summary`)."""
+    if resource_list or seiban_list:
+        return scoped_summary(
+            session, dashboard, resource_list=resource_list, seiban_list=seiban_list
+        )
+    return progress_summary(session, dashboard)
+
+
+def _counted(f: Fields, dashboard: CsvDashboard) -> Select[Any]:
     """The number of active steps and how many of them are effectively complete."""
-    return service._active_steps(f, dashboard, func.count(), service._done_count())
+    return active_steps(f, dashboard, func.count(), done_count())
 
 
 def scoped_summary(
@@ -120,12 +189,12 @@ def scoped_summary(
 ) -> dict[str, Any]:
     """Progress of the active steps in a scope: by resource and, for a scope of 製番, by 製番
     (with the names of each 製番's incomplete parts). Same shape as the whole-dashboard
-    :func:`csvboard.schedule.service.progress_summary`, bounded by the scope."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    :func:`csvboard.schedule.progress.progress_summary`, bounded by the scope."""
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     wanted, seibans = check_scope(session, dashboard, resource_list, seiban_list)
     if not wanted and not seibans:
         raise InvalidRequest("SCOPE_REQUIRED", "name at least one resource or 製番")
-    f = service._fields(session)
+    f = fields(session)
     by_resource: list[dict[str, Any]] = []
     by_seiban: list[dict[str, Any]] = []
     if seibans:
@@ -134,8 +203,8 @@ def scoped_summary(
         # Per step, summed here: grouped in SQL, SQLite (which has no statistics) walks the
         # whole resource index (it covers the query) instead of the 製番' few entries of the
         # schedule index. A scope of 製番 is at most a few thousand steps.
-        stmt = service._active_steps(
-            f, dashboard, f.seiban, f.resource, case((service._effective(), 1), else_=0)
+        stmt = active_steps(
+            f, dashboard, f.seiban, f.resource, case((effective(), 1), else_=0)
         ).where(f.seiban.in_(seibans))
         if wanted:
             stmt = stmt.where(f.resource.in_(wanted))
@@ -152,14 +221,14 @@ def scoped_summary(
             _progress(session, dashboard, code, total, done)
             for code, (total, done) in sorted(per_resource.items())
         ]
-        incomplete = service._incomplete_parts(
+        incomplete = incomplete_parts(
             session,
             f,
             dashboard,
             f.seiban.in_(seibans),
             *([f.resource.in_(wanted)] if wanted else []),
         )
-        names = service._machine_names(session, f, dashboard.id, set(seibans))
+        names = machine_names(session, f, dashboard.id, set(seibans))
         by_seiban = [
             {
                 "fseiban": seiban,
@@ -186,7 +255,7 @@ def scoped_summary(
 
 def _resource_name(session: Session, dashboard: CsvDashboard, code: str) -> str | None:
     """FSIGENMEI of one of the resource's rows that names it (its index range, first hit)."""
-    f = service._fields(session)
+    f = fields(session)
     name = session.scalar(
         select(f.resource_name)
         .where(_R.csv_dashboard_id == dashboard.id, f.resource == code, f.resource_name != "")
@@ -212,22 +281,20 @@ def rows_by_id(
 ) -> list[dict[str, Any]]:
     """The composed rows of ``ids`` that belong to the dashboard (retired ones included, so a
     board sees a step leave), in kiosk order: what a board's poll re-reads."""
-    service._require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
+    require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     if len(ids) > MAX_LOOKUP_IDS:
         raise InvalidRequest(
             "TOO_MANY_IDS", f"{len(ids)} row ids; at most {MAX_LOOKUP_IDS} per request"
         )
     if not ids:
         return []
-    f = service._fields(session)
+    f = fields(session)
     # By primary key only, sorted here: with the dashboard or the sort in the statement,
     # SQLite's planner walks the dashboard's schedule index instead of probing the ids.
-    found = service._composed_by_id(session, f, sorted(set(ids)))
-    rows = sorted(
-        (r for r in found if r.csv_dashboard_id == dashboard.id), key=service._sort_values
-    )
-    names = service._machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
-    return [service._compose(r, names) for r in rows]
+    found = composed_by_id(session, f, sorted(set(ids)))
+    rows = sorted((r for r in found if r.csv_dashboard_id == dashboard.id), key=sort_values)
+    names = machine_names(session, f, dashboard.id, {r.sort_0 for r in rows})
+    return [compose(r, names) for r in rows]
 
 
 __all__ = [
@@ -235,7 +302,9 @@ __all__ = [
     "MAX_SCOPE_RESOURCES",
     "MAX_SCOPE_SEIBANS",
     "check_scope",
+    "list_steps",
     "resources",
     "rows_by_id",
     "scoped_summary",
+    "summary",
 ]

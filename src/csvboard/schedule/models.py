@@ -5,6 +5,10 @@ Operator-owned tables are written only by people through the API/CLI, never by i
 external-completion table is written only by ingestion. Each is 1:1 with a dashboard row, keyed
 by the row id, and goes with the row when an admin purges it (ON DELETE CASCADE). The composite
 foreign key (row id, dashboard id) guarantees the dashboard column names the row's own dashboard.
+
+Defining these tables also registers them with the dashboards domain (``dashboards/kinds.py``),
+which the schedule is built on and which does not import it: a purge then reports their
+records, and the generic rows list shows a schedule row's effective completion.
 """
 
 from __future__ import annotations
@@ -15,17 +19,23 @@ from datetime import date, datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    SQLColumnExpression,
     String,
     UniqueConstraint,
     Uuid,
+    exists,
+    or_,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from csvboard.dashboards import kinds
+from csvboard.dashboards.vocabulary import DashboardKind
 from csvboard.db.base import NOW, Base, UTCDateTime
 
 MAX_NOTE_LENGTH = 100
@@ -154,6 +164,30 @@ OPERATOR_TABLES = (
     ProductionScheduleRowDueDate,
     ProductionScheduleRowProcessing,
     ProductionScheduleRowOrder,
+)
+
+
+def completed_exists(row_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
+    """Effective completion of the row ``row_id`` names, as EXISTS tests: the worker's mark
+    OR the source's (docs/contract.md §2.2; a missing record is "not done")."""
+    return or_(
+        exists().where(
+            ProductionScheduleProgress.csv_dashboard_row_id == row_id,
+            ProductionScheduleProgress.is_completed == True,  # noqa: E712
+        ),
+        exists().where(
+            ProductionScheduleExternalCompletion.csv_dashboard_row_id == row_id,
+            ProductionScheduleExternalCompletion.is_completed == True,  # noqa: E712
+        ),
+    )
+
+
+kinds.register(
+    DashboardKind.PRODUCTION_SCHEDULE,
+    kinds.KindExtension(
+        row_tables=(*OPERATOR_TABLES, ProductionScheduleExternalCompletion),
+        completed=completed_exists,
+    ),
 )
 
 

@@ -16,19 +16,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, insert, select, update
+from sqlalchemy import Engine, Table, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db import upsert
+from csvboard.db.engine import write_session
 from csvboard.errors import InvalidRequest, PreconditionFailed, PreconditionRequired
+from csvboard.schedule.access import schedule_dashboard
+from csvboard.schedule.board import scoped_summary
+from csvboard.schedule.commands import actor
+from csvboard.schedule.expressions import fields
 from csvboard.schedule.models import (
     MAX_REGISTERED_SEIBANS,
     SEIBAN_PATTERN,
     ProductionScheduleRegisteredSeiban,
     ProductionScheduleSeibanList,
 )
-from csvboard.schedule.service import _actor, _fields
 
 _SEIBAN = re.compile(SEIBAN_PATTERN)
 _ETAG = re.compile(r'^(?:W/)?"seibans-([0-9]{1,12})"$')
@@ -98,7 +102,7 @@ def check_list(values: Sequence[Any]) -> list[str]:
 def _unknown(session: Session, dashboard: CsvDashboard, seibans: list[str]) -> list[str]:
     """Those of ``seibans`` that no row of the dashboard carries, active or retired (one
     probe of the schedule index each): a 製番 whose steps have all retired stays valid."""
-    f = _fields(session)  # the schedule index's very expressions
+    f = fields(session)  # the schedule index's very expressions
     missing = []
     for seiban in seibans:
         found = session.scalar(
@@ -139,12 +143,12 @@ def replace(
             "no step of this schedule has 製番 " + ", ".join(unknown[:10]),
         )
     now = datetime.now(UTC)
-    actor = _actor(by)
+    actor_name = actor(by)
     if expected == 0:
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
         created = session.execute(
             upsert.insert(session, _LIST_TABLE)
-            .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor, updated_at=now)
+            .values(csv_dashboard_id=dashboard.id, version=1, updated_by=actor_name, updated_at=now)
             .on_conflict_do_nothing(index_elements=["csv_dashboard_id"])
             .returning(_LIST_TABLE.c.version)
         ).first()
@@ -158,7 +162,7 @@ def replace(
                 _LIST_TABLE.c.csv_dashboard_id == dashboard.id,
                 _LIST_TABLE.c.version == expected,
             )
-            .values(version=expected + 1, updated_by=actor, updated_at=now)
+            .values(version=expected + 1, updated_by=actor_name, updated_at=now)
             .returning(_LIST_TABLE.c.version)
         ).first()
         if bumped is None:
@@ -176,6 +180,38 @@ def replace(
     return version, cleaned
 
 
+def with_progress(session: Session, dashboard: CsvDashboard) -> tuple[int, list[dict[str, Any]]]:
+    """The list's version and its 製番 in button order, each with its machine name and the
+    progress of its active steps (0 of 0 for a 製番 whose steps have all retired)."""
+    version, registered_seibans = registered(session, dashboard)
+    progress: dict[str, dict[str, Any]] = {}
+    if registered_seibans:
+        doc = scoped_summary(session, dashboard, seiban_list=registered_seibans)
+        progress = {p["fseiban"]: p for p in doc["by_seiban"]}
+    items = [
+        {
+            "fseiban": s,
+            "machine_name": progress.get(s, {}).get("machine_name"),
+            "total": progress.get(s, {}).get("total", 0),
+            "completed": progress.get(s, {}).get("completed", 0),
+        }
+        for s in registered_seibans
+    ]
+    return version, items
+
+
+def edit(
+    engine: Engine, slug: str, values: Sequence[Any], *, if_match: str | None, by: str | None
+) -> tuple[int, list[dict[str, Any]]]:
+    """Replace the list of the schedule ``slug`` names, in one transaction, and read it back
+    (:func:`with_progress`). Every 400 of the list comes before the dashboard's 404."""
+    check_list(values)
+    with write_session(engine) as session:
+        dashboard = schedule_dashboard(session, slug)
+        replace(session, dashboard, values, if_match=if_match, by=by)
+        return with_progress(session, dashboard)
+
+
 def _changed(version: int) -> PreconditionFailed:
     return PreconditionFailed(
         "SEIBAN_LIST_CHANGED",
@@ -184,4 +220,13 @@ def _changed(version: int) -> PreconditionFailed:
     )
 
 
-__all__ = ["check_list", "current_version", "etag", "parse_if_match", "registered", "replace"]
+__all__ = [
+    "check_list",
+    "current_version",
+    "edit",
+    "etag",
+    "parse_if_match",
+    "registered",
+    "replace",
+    "with_progress",
+]

@@ -4,7 +4,7 @@ Every kiosk write answers with its composed row, which names the machine of the 
 (the FHINMEI of that 製番's MH/SH row); the board pages through steps in 製番, ProductNo
 order. Both looked at every row of the dashboard, extracting JSON values one by one — a
 full scan per tap, growing with the schedule. This index holds the very expressions the
-schedule queries use (``csvboard.schedule.service._Fields``), so both planners find the
+schedule queries use (``csvboard.schedule.expressions.Fields``), so both planners find the
 rows of one 製番, and the board's first sort keys, in the index.
 
 Only text extractions are indexed: they cannot fail on any row's data (a numeric cast of

@@ -12,7 +12,7 @@ instead of listing a whole dashboard (at 60,000 steps that was two million DOM e
   It also carries what the board filters and counts by (active, 品番 for the machine rows,
   the row id for the operator-data joins): counting a resource's progress then reads the
   index alone (SQLite, 27,000 steps of a 200,000-step schedule: 84 ms -> 24 ms).
-  The expressions are the very ones of ``csvboard.schedule.service._Fields`` (and of 0004's
+  The expressions are the very ones of ``csvboard.schedule.expressions.Fields`` (and of 0004's
   index), which both planners match structurally.
 
 Revision ID: 0006
