@@ -35,7 +35,13 @@ from csvboard.db.engine import (
     read_session,
     write_session,
 )
-from csvboard.ingest.apply import (
+from csvboard.ingest.apply import refresh_statistics, rows_marker
+from csvboard.ingest.batches import ValidatedBlock, appearance_blocks, validated_blocks
+from csvboard.ingest.decode import detect_encoding
+from csvboard.ingest.errors import RunError
+from csvboard.ingest.failpoints import failpoint
+from csvboard.ingest.merge import Merge, MergeContext
+from csvboard.ingest.stage import (
     BATCH_ROWS,
     EXCLUDED,
     FAILED,
@@ -43,18 +49,10 @@ from csvboard.ingest.apply import (
     SUPPLEMENTED,
     UNCHANGED,
     UPDATED,
-    Merge,
-    MergeContext,
     Stage,
     _sqlite_ts,
     exclude_in_file_duplicates,
-    refresh_statistics,
-    rows_marker,
 )
-from csvboard.ingest.batches import ValidatedBlock, appearance_blocks, validated_blocks
-from csvboard.ingest.decode import detect_encoding
-from csvboard.ingest.errors import RunError
-from csvboard.ingest.failpoints import failpoint
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
