@@ -19,7 +19,7 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.service import purge_retired
 from csvboard.ingest import merge as merge_module
 from csvboard.ingest import stage as stage_module
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from support import Harness, schedule_csv, schedule_line

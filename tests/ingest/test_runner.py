@@ -15,7 +15,7 @@ from csvboard.db import engine as db_engine
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest import merge as merge_module
 from csvboard.ingest import stage as stage_module
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun
 from csvboard.runs.service import error_summary

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.service import error_summary
 from reliability.common import report, size
