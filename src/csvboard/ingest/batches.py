@@ -1,7 +1,7 @@
 """Validate a block of a file column by column: each distinct value checked once.
 
 The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
-of a column in the block goes through that column's own check (``_Column.check``) once —
+of a column in the block goes through that column's own check (``checks._Column.check``) once —
 resource codes, names, hours and timestamps repeat on most rows of a schedule, so most
 columns of a block have few distinct values (the nearly unique ones — ProductNo, 製番, 品番 —
 still cost a check per row). The results are spread back over the rows with Arrow's
@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from csvboard.dashboards.columns import AppearanceMapping, DashboardSchema
 from csvboard.ingest.blocks import Block, BlockReader, _column
+from csvboard.ingest.checks import _Column, _Invalid
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.parse import (
     Record,
@@ -50,8 +51,6 @@ from csvboard.ingest.validate import (
     RowValidator,
     SupplementRow,
     ValidRow,
-    _Column,
-    _Invalid,
     reject_record_error,
 )
 
