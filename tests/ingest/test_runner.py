@@ -18,7 +18,7 @@ from csvboard.ingest import stage as stage_module
 from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
 from support import SCHEDULE_HEADER, Harness, schedule_csv, schedule_line

@@ -30,19 +30,21 @@ from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IdempotencyKey, IngestionRun, IngestionRunLease
-from csvboard.runs.service import (
-    NewSource,
-    active_identical_run,
-    create_run,
-    dashboard_of,
+from csvboard.runs.queries import (
     event_dict,
     item_dict,
     ledger_dict,
     list_events,
     list_items,
     list_runs,
-    retry_run,
     run_detail,
+)
+from csvboard.runs.service import (
+    NewSource,
+    active_identical_run,
+    create_run,
+    dashboard_of,
+    retry_run,
     validate_targets,
 )
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType
@@ -494,7 +496,7 @@ def get_runs(
     limit: Limit = 50,
 ) -> RunPage:
     from csvboard.db.cursor import decode_cursor
-    from csvboard.runs.service import check_limit
+    from csvboard.runs.queries import check_limit
 
     check_limit(limit)  # 400 before 404
     if cursor:
@@ -554,7 +556,7 @@ def get_run_items(
     limit: Limit = 100,
 ) -> ItemPage:
     from csvboard.db.cursor import decode_cursor
-    from csvboard.runs.service import check_limit
+    from csvboard.runs.queries import check_limit
 
     check_limit(limit)  # 400 before 404, as everywhere
     if cursor:

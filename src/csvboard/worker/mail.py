@@ -72,7 +72,7 @@ from csvboard.feeds.models import MailMessage
 from csvboard.feeds.runs import queue_feed_run
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import EventStatus, RunKind, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import store_stream

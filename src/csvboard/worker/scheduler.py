@@ -65,7 +65,8 @@ from csvboard.errors import CsvboardError
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.feeds.runs import queue_feed_run
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import active_identical_run, error_summary
+from csvboard.runs.queries import error_summary
+from csvboard.runs.service import active_identical_run
 from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
