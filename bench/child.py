@@ -171,9 +171,9 @@ def op_worker(args: dict[str, Any]) -> Result:
 def op_parse_columnar(args: dict[str, Any]) -> Result:
     """The vectorised floor: decode + the block reader + column-wise validation; no database."""
     from csvboard.dashboards.presets import production_schedule_schema
-    from csvboard.ingest.apply import BATCH_ROWS, _sqlite_ts
     from csvboard.ingest.batches import validated_blocks
     from csvboard.ingest.decode import detect_encoding
+    from csvboard.ingest.stage import BATCH_ROWS, _sqlite_ts
     from csvboard.ingest.validate import DEFAULT_TZ
 
     schema = production_schedule_schema()

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from csvboard.db.engine import normalize_url
-from csvboard.ingest import apply as apply_module
+from csvboard.ingest import stage as stage_module
 
 
 @pytest.fixture
@@ -22,9 +22,9 @@ def conn(db_url: str) -> Iterator[Connection]:
     engine.dispose()
 
 
-def staged(conn: Connection, rows: list[tuple[str | None, str | None]]) -> apply_module.Stage:
+def staged(conn: Connection, rows: list[tuple[str | None, str | None]]) -> stage_module.Stage:
     """A versionless staging table: (row key, outcome already set) per line, in file order."""
-    stage = apply_module.Stage(conn, "appearance", 0)
+    stage = stage_module.Stage(conn, "appearance", 0)
     stage.create()
     if not rows:
         return stage
@@ -37,7 +37,7 @@ def staged(conn: Connection, rows: list[tuple[str | None, str | None]]) -> apply
     return stage
 
 
-def outcomes(conn: Connection, stage: apply_module.Stage) -> list[tuple[object, ...]]:
+def outcomes(conn: Connection, stage: stage_module.Stage) -> list[tuple[object, ...]]:
     return [
         tuple(row)
         for row in conn.exec_driver_sql(
@@ -64,8 +64,8 @@ def test_versionless_fold_equals_the_sequential_fold(
     conn: Connection, rows: list[tuple[str | None, str | None]]
 ) -> None:
     fast, general = staged(conn, rows), staged(conn, rows)
-    excluded = apply_module.exclude_in_file_duplicates(fast)
-    assert excluded == apply_module._fold_by_version(general)
+    excluded = stage_module.exclude_in_file_duplicates(fast)
+    assert excluded == stage_module._fold_by_version(general)
     assert outcomes(conn, fast) == outcomes(conn, general)
     # And what that is: each key's last open occurrence stays, with its own line named.
     open_keys = [key for key, outcome in rows if outcome is None and key is not None]

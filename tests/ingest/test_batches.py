@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from csvboard.dashboards.columns import AppearanceMapping
 from csvboard.dashboards.presets import production_schedule_schema
-from csvboard.ingest.apply import _sqlite_ts, _version_json
 from csvboard.ingest.batches import ColumnarValidator, appearance_blocks
 from csvboard.ingest.blocks import Block, BlockReader
 from csvboard.ingest.decode import detect_encoding, open_text
@@ -29,6 +28,7 @@ from csvboard.ingest.parse import (
     map_header,
     max_field_chars_for,
 )
+from csvboard.ingest.stage import _sqlite_ts, _version_json
 from csvboard.ingest.validate import (
     AppearanceValidator,
     RowValidator,

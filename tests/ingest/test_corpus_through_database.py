@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.runs.models import IngestionItem
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunStatus
 from ingest.corpus import CASE_NAMES, CorpusCase, build_corpus
 from support import SCHEDULE_HEADER, Harness, schedule_line

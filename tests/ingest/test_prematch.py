@@ -17,8 +17,9 @@ from sqlalchemy import select
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.dashboards.service import purge_retired
-from csvboard.ingest import apply as apply_module
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest import merge as merge_module
+from csvboard.ingest import stage as stage_module
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from support import Harness, schedule_csv, schedule_line
@@ -56,11 +57,11 @@ def test_a_run_committed_meanwhile_makes_the_run_match_again(
 ) -> None:
     board = harness.dashboard()
     harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
-    real = apply_module.Merge.stage_absent
+    real = merge_module.Merge.stage_absent
     interleaved: list[RunOutcome] = []
     calls: list[int] = []
 
-    def match_then_interleave(merge: apply_module.Merge, stage: apply_module.Stage) -> int:
+    def match_then_interleave(merge: merge_module.Merge, stage: stage_module.Stage) -> int:
         found = real(merge, stage)
         calls.append(found)
         if len(calls) == 1:  # another run renames P-1/R01/10 after this run matched it
@@ -68,7 +69,7 @@ def test_a_run_committed_meanwhile_makes_the_run_match_again(
             interleaved.append(harness.ingest(board, other, kind="official_ingestion"))
         return found
 
-    monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_interleave)
+    monkeypatch.setattr(merge_module.Merge, "stage_absent", match_then_interleave)
     queued = harness.queue(
         board, harness.write_file(schedule_csv(*BASE)), kind="official_ingestion"
     )
@@ -89,10 +90,10 @@ def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
     harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     retiring = harness.ingest(board, schedule_csv(*BASE[1:]), kind="official_ingestion")
     assert retiring.summary["retired"] == 1  # P-1 / R01 / 10
-    real = apply_module.Merge.stage_absent
+    real = merge_module.Merge.stage_absent
     purged: list[int] = []
 
-    def match_then_purge(merge: apply_module.Merge, stage: apply_module.Stage) -> int:
+    def match_then_purge(merge: merge_module.Merge, stage: stage_module.Stage) -> int:
         found = real(merge, stage)
         if not purged:  # the run matched P-1 to its retired row: 'updated' (revived)
             with harness.write() as s:
@@ -101,7 +102,7 @@ def test_a_purge_of_retired_rows_meanwhile_makes_the_run_match_again(
                 purged.append(purge_retired(s, dashboard, later).rows)
         return found
 
-    monkeypatch.setattr(apply_module.Merge, "stage_absent", match_then_purge)
+    monkeypatch.setattr(merge_module.Merge, "stage_absent", match_then_purge)
     out = harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     assert purged == [1]
     assert out.status is RunStatus.SUCCEEDED

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
-from csvboard.ingest import apply as apply_module
+from csvboard.ingest import merge as merge_module
 from csvboard.ingest import runner as runner_module
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest import stage as stage_module
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.models import IngestionItem
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
@@ -276,13 +277,13 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
     steps = [schedule_line(1000000001, "A0000001", f"P-{i}", 10) for i in range(2_000)]
     harness.ingest(board, schedule_csv(*steps), kind="official_ingestion")
     statements: list[tuple[str, dict[str, Any]]] = []
-    real = apply_module.Merge._exec
+    real = merge_module.Merge._exec
 
-    def recording(merge: apply_module.Merge, sql: str, **extra: Any) -> int:
+    def recording(merge: merge_module.Merge, sql: str, **extra: Any) -> int:
         statements.append((sql, merge._params(**extra)))
         return real(merge, sql, **extra)
 
-    monkeypatch.setattr(apply_module.Merge, "_exec", recording)
+    monkeypatch.setattr(merge_module.Merge, "_exec", recording)
     changed = [steps[5].replace("部品", "変更"), *steps[:5], *steps[6:]]
     out = harness.ingest(board, schedule_csv(*changed), kind="official_ingestion")
     assert out.summary["updated"] == 1
@@ -293,7 +294,7 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
         # The staging table is gone with the run; an identical one stands in, with as many
         # staged rows as a 1 % change of a 20,000-row dashboard.
         stage_name = match_sql.split()[1]
-        stage = apply_module.Stage(conn, "official", 2)  # ProductNo, updatedAt
+        stage = stage_module.Stage(conn, "official", 2)  # ProductNo, updatedAt
         stage.name = stage_name
         stage.create()
         conn.exec_driver_sql(
@@ -318,7 +319,7 @@ def test_sqlite_match_looks_staged_keys_up_instead_of_walking_the_dashboard(
 def test_new_row_ids_are_version_7_uuids_in_file_order_and_later_runs_sort_after(
     harness: Harness,
 ) -> None:
-    """Ids of new rows follow the file and the runs (ingest/apply.py ``_new_row_id``), so a
+    """Ids of new rows follow the file and the runs (ingest/merge.py ``_new_row_id``), so a
     large insert appends to the primary-key indexes; they stay unique across runs."""
     board = harness.dashboard()
     other = harness.dashboard("other")

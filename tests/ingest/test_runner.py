@@ -13,10 +13,12 @@ from sqlalchemy import event, func, select, text
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db import engine as db_engine
 from csvboard.ingest import apply as apply_module
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest import merge as merge_module
+from csvboard.ingest import stage as stage_module
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
 from support import SCHEDULE_HEADER, Harness, schedule_csv, schedule_line
@@ -92,7 +94,7 @@ def test_first_ingest_inserts_every_row_and_counts_them(harness: Harness) -> Non
     assert row.row_data["FHINMEI"] == "部品"
     assert "progress" not in row.row_data  # the completion column never goes into row_data
     assert row.first_run_id == out.run_id == row.last_changed_run_id
-    # Ids are made by the database (ingest/apply.py _new_row_id): version-7 UUIDs, distinct.
+    # Ids are made by the database (ingest/merge.py _new_row_id): version-7 UUIDs, distinct.
     ids = [r.id for r in rows.values()]
     assert all(
         isinstance(i, uuid.UUID) and i.version == 7 and i.variant == uuid.RFC_4122 for i in ids
@@ -464,11 +466,11 @@ def test_database_error_mid_apply_rolls_back_everything(
     harness.ingest(board, schedule_csv(*BASE), kind="official_ingestion")
     before = snapshot(harness, board)
 
-    def explode(self: apply_module.Merge, stage: apply_module.Stage) -> int:
+    def explode(self: merge_module.Merge, stage: stage_module.Stage) -> int:
         self.conn.execute(text("SELECT * FROM no_such_table"))
         return 0
 
-    monkeypatch.setattr(apply_module.Merge, "write_items", explode)
+    monkeypatch.setattr(merge_module.Merge, "write_items", explode)
     changed = [BASE[0].replace("部品", "変更"), schedule_line(1000000001, "C0000001", "P-9", 10)]
     out = harness.ingest(board, schedule_csv(*changed), kind="official_ingestion")
     assert out.status is RunStatus.FAILED and out.error_code == "DATABASE_ERROR"
@@ -536,14 +538,14 @@ def test_kiosk_write_does_not_wait_for_an_open_apply_on_postgresql(
         retired_id = rows[("A0000001", "P-2", "R01", "10")].id
         inside = threading.Event()
         release = threading.Event()
-        original = apply_module.Merge.write_items
+        original = merge_module.Merge.write_items
 
-        def hold(self: apply_module.Merge, stage: apply_module.Stage) -> int:
+        def hold(self: merge_module.Merge, stage: stage_module.Stage) -> int:
             inside.set()
             assert release.wait(30)
             return original(self, stage)
 
-        monkeypatch.setattr(apply_module.Merge, "write_items", hold)
+        monkeypatch.setattr(merge_module.Merge, "write_items", hold)
         changed = schedule_csv(BASE[0].replace("部品", "変更"), BASE[1])
         run_id = h.queue(board, h.write_file(changed), kind="official_ingestion")
         result: dict[str, RunOutcome] = {}

@@ -19,7 +19,7 @@ from csvboard.dashboards.presets import (
     is_machine_row,
     production_schedule_schema,
 )
-from csvboard.ingest import validate as validate_module
+from csvboard.ingest import checks as checks_module
 from csvboard.ingest.parse import Record, RecordError, map_appearance_header, map_header
 from csvboard.ingest.validate import (
     AppearanceValidator,
@@ -241,7 +241,7 @@ def test_default_time_zone_is_tokyo() -> None:
 
 
 def test_date_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validate_module, "_DATE_CACHE_SIZE", 10)
+    monkeypatch.setattr(checks_module, "_DATE_CACHE_SIZE", 10)
     v = preset_validator()
     for minute in range(50):
         ok(v.validate(rec(updatedAt=f"2026/2/3 9:{minute:02d}")))
@@ -686,7 +686,7 @@ def test_cached_checks_equal_fresh_checks(cells: list[tuple[str, str, str, str]]
 def test_value_cache_stops_for_a_column_of_distinct_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(validate_module, "_VALUE_CACHE_SIZE", 8)
+    monkeypatch.setattr(checks_module, "_VALUE_CACHE_SIZE", 8)
     v = preset_validator()
     for i in range(40):  # 製番 differs on every row; 資源CD repeats
         ok(v.validate(rec(2 + i, FSEIBAN=f"AB{i:06d}")))

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from reliability.common import report, size
 from support import SCHEDULE_HEADER, Harness, csvboard_command, schedule_line
 

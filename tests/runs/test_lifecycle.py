@@ -28,7 +28,8 @@ from csvboard.runs.lifecycle import (
     TransitionConflict,
 )
 from csvboard.runs.models import IngestionRun, IngestionRunLease
-from csvboard.runs.service import NewSource, create_run, error_summary
+from csvboard.runs.queries import error_summary
+from csvboard.runs.service import NewSource, create_run
 from csvboard.runs.vocabulary import TERMINAL_STATUSES, EventStatus, RunStatus
 
 RUNS: Table = metadata.tables["ingestion_runs"]

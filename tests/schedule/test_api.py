@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard
 from csvboard.dashboards.service import get_dashboard
-from csvboard.ingest.runner import RunOutcome
+from csvboard.ingest.ledger import RunOutcome
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleProgress, ProductionScheduleRowNote
 from support import SCHEDULE_HEADER, Api, schedule_line

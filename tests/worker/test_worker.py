@@ -22,7 +22,8 @@ from sqlalchemy import delete, func, select, update
 
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
-from csvboard.ingest.runner import RunOutcome, execute_run
+from csvboard.ingest.ledger import RunOutcome
+from csvboard.ingest.runner import execute_run
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts, TransitionConflict
 from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun, IngestionRunLease

@@ -68,7 +68,8 @@ def _execute_with_progress(
 
 
 def _run_document(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
-    from csvboard.runs.service import get_run, ledger_dict
+    from csvboard.runs.queries import ledger_dict
+    from csvboard.runs.service import get_run
 
     return ledger_dict(session, get_run(session, run_id))
 
@@ -152,7 +153,7 @@ def runs_list(
     as_json: JsonFlag = False,
 ) -> None:
     """Runs, newest first."""
-    from csvboard.runs.service import ledger_dict, list_runs
+    from csvboard.runs.queries import ledger_dict, list_runs
 
     engine = _engine(_settings())
     with _read(engine) as session:
@@ -183,7 +184,7 @@ def runs_show(
     as_json: JsonFlag = False,
 ) -> None:
     """One run with its sources, items and events."""
-    from csvboard.runs.service import event_dict, item_dict, list_events, list_items, run_detail
+    from csvboard.runs.queries import event_dict, item_dict, list_events, list_items, run_detail
 
     rid = _uuid(run_id)
     engine = _engine(_settings())

@@ -212,7 +212,7 @@ def _ensure_demo(settings: Settings) -> None:
     """The demo dashboard and its export, unless an earlier --demo already made them."""
     from csvboard.dashboards.service import get_dashboard
     from csvboard.errors import NotFound
-    from csvboard.runs.service import list_runs
+    from csvboard.runs.queries import list_runs
 
     engine = _engine(settings)
     with _read(engine) as session:

@@ -52,7 +52,7 @@ from csvboard.feeds.state import (
     dashboard_and_feed,
 )
 from csvboard.runs.models import IngestionRun, IngestionRunSource
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream

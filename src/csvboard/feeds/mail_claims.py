@@ -27,7 +27,7 @@ from csvboard.db.engine import read_session, write_session
 from csvboard.feeds.models import MailMessage, MailState
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import error_summary
+from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import EventStatus, RunStatus
 
 log = structlog.get_logger("csvboard.mail")

@@ -1,12 +1,12 @@
 """Validate a block of a file column by column: each distinct value checked once.
 
 The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
-of a column in the block goes through that column's own check (``_Column.check``) once —
+of a column in the block goes through that column's own check (``checks._Column.check``) once —
 resource codes, names, hours and timestamps repeat on most rows of a schedule, so most
 columns of a block have few distinct values (the nearly unique ones — ProductNo, 製番, 品番 —
 still cost a check per row). The results are spread back over the rows with Arrow's
 ``take``; the row key, the stored JSON and the hashed JSON are joined from per-value JSON
-pieces by Arrow, and only the sha256 runs once per row.
+pieces by Arrow, and only the sha256 runs once per row (those Arrow pieces: ``columnar``).
 
 A row any of whose values fails a check, and every record the block reader did not give to
 Arrow, is validated by ``RowValidator.validate`` itself, so rejections (reason, column,
@@ -22,7 +22,6 @@ as that validator's ``SupplementRow`` would (``tests/ingest/test_batches.py`` ag
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,12 +29,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvboard.dashboards.columns import AppearanceMapping, DashboardSchema
 from csvboard.ingest.blocks import Block, BlockReader, _column
+from csvboard.ingest.columnar import _array, _Checked, _hashes, _join, _object
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.parse import (
     Record,
@@ -50,12 +49,8 @@ from csvboard.ingest.validate import (
     RowValidator,
     SupplementRow,
     ValidRow,
-    _Column,
-    _Invalid,
     reject_record_error,
 )
-
-_sha256 = hashlib.sha256
 
 
 @dataclass
@@ -81,49 +76,6 @@ class ValidatedBlock:
     @property
     def rejected(self) -> int:
         return sum(isinstance(r, RejectedRow) for r in self.rows)
-
-
-def _json(value: str) -> str:
-    return orjson.dumps(value).decode()
-
-
-class _Checked:
-    """One column of a block, checked per distinct value and spread back over the rows."""
-
-    def __init__(self, array: pa.Array, col: _Column | None) -> None:
-        encoded = array.dictionary_encode()
-        self.indices = encoded.indices
-        values: list[str] = encoded.dictionary.to_pylist()
-        self.ok = np.ones(len(values), dtype=bool)
-        self.stored: list[str] = []
-        self.numbers: list[str | None] = []
-        self.instants: list[datetime | None] = []
-        for i, raw in enumerate(values):
-            if col is None:  # an extra column: kept stripped, never checked
-                self.stored.append(raw.strip())
-                self.numbers.append(None)
-                self.instants.append(None)
-                continue
-            try:
-                stored, number, instant = col.check(raw)
-            except _Invalid:
-                self.ok[i] = False
-                stored, number, instant = "", None, None
-            self.stored.append(stored)
-            self.numbers.append(None if number is None else str(number))
-            self.instants.append(instant)
-
-    def failed_rows(self) -> np.ndarray:
-        failed: np.ndarray = ~self.ok[self.indices.to_numpy(zero_copy_only=False)]
-        return failed
-
-    def spread(self, per_value: list[str] | list[str | None], keep: pa.Array) -> pa.Array:
-        """A value per distinct raw value, as a column of the kept rows."""
-        return pa.array(per_value, pa.string()).take(self.indices.filter(keep))
-
-    def json(self, keep: pa.Array) -> pa.Array:
-        """The stored values as JSON strings, a column of the kept rows."""
-        return self.spread([_json(s) for s in self.stored], keep)
 
 
 InstantFormat = Callable[[datetime], str]
@@ -300,39 +252,6 @@ class AppearanceColumns(_BlockValidator):
         out.completion = [None] * n if completion is None else completion.to_pylist()
 
 
-def _object(names: list[str], pieces: list[pa.Array], rows: int) -> pa.Array:
-    """Compact JSON objects ``{name: piece, ...}`` (``pieces``: JSON values), ``rows`` long."""
-    parts: list[pa.Array | str] = ["{"]
-    for n, (name, piece) in enumerate(zip(names, pieces, strict=True)):
-        parts += [("" if n == 0 else ",") + _json(name) + ":", piece]
-    return _join(parts, "}", rows)
-
-
-def _array(pieces: list[pa.Array | str], rows: int) -> list[str]:
-    """Compact JSON arrays of the JSON values ``pieces`` (``validate.canonical_key``)."""
-    parts: list[pa.Array | str] = ["["]
-    for n, piece in enumerate(pieces):
-        parts += ["" if n == 0 else ",", piece]
-    keys: list[str] = _join(parts, "]", rows).to_pylist()
-    return keys
-
-
-def _hashes(
-    names: list[str],
-    order: list[int],
-    pieces: list[pa.Array],
-    completion: pa.Array | str,
-    rows: int,
-) -> list[str]:
-    """``validate.row_hash`` of each row: sha256 of ``[{sorted data}, completion]``."""
-    parts: list[pa.Array | str] = ["[{"]
-    for n, i in enumerate(order):
-        parts += [("" if n == 0 else ",") + _json(names[i]) + ":", pieces[i]]
-    parts += ["},", completion]
-    joined = _join(parts, "]", rows)
-    return [_sha256(b).hexdigest() for b in joined.cast(pa.binary()).to_pylist()]
-
-
 def appearance_blocks(
     path: Path,
     codec: str,
@@ -392,12 +311,3 @@ def _validated(
             raise RunError("HEADER_MISMATCH", f"{file_name}: {item.message}")
         else:
             validator = validator_for(item)
-
-
-def _join(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:
-    """Element-wise concatenation of columns and literal strings (``tail`` last), ``rows`` long
-    (all literals — a dashboard without key columns — make one value for every row)."""
-    joined = pc.binary_join_element_wise(*parts, tail, "")
-    if isinstance(joined, pa.Scalar):
-        return pa.array([joined.as_py()] * rows, pa.string())
-    return joined

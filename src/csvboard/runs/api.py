@@ -30,6 +30,16 @@ from csvboard.feeds.folder_runs import REQUEST_SETTLE_SECONDS, claim_for_request
 from csvboard.runs import lifecycle
 from csvboard.runs.latest import latest_runs
 from csvboard.runs.models import IngestionRun
+from csvboard.runs.queries import (
+    check_limit,
+    event_dict,
+    item_dict,
+    ledger_dict,
+    list_events,
+    list_items,
+    list_runs,
+    run_detail,
+)
 from csvboard.runs.schemas import (
     CancelResult,
     DashboardLatest,
@@ -47,18 +57,10 @@ from csvboard.runs.schemas import (
 from csvboard.runs.service import (
     NewSource,
     active_identical_run,
-    check_limit,
     create_run,
     dashboard_of,
-    event_dict,
     get_run,
-    item_dict,
-    ledger_dict,
-    list_events,
-    list_items,
-    list_runs,
     retry_run,
-    run_detail,
     validate_targets,
 )
 from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType

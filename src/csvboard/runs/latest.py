@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from csvboard.dashboards.models import CsvDashboard
 from csvboard.dashboards.service import list_dashboards
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.service import list_runs
+from csvboard.runs.queries import list_runs
 from csvboard.runs.vocabulary import RunStatus
 
 

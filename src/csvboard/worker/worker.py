@@ -25,7 +25,8 @@ from sqlalchemy import Engine, delete, select, text, update
 
 from csvboard.clock import utcnow
 from csvboard.db.engine import write_session
-from csvboard.ingest.runner import RunOutcome, begin_execution, execute_run
+from csvboard.ingest.ledger import RunOutcome, begin_execution
+from csvboard.ingest.runner import execute_run
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts, TransitionConflict
 from csvboard.runs.models import IngestionRun, IngestionRunLease
