@@ -78,8 +78,8 @@ def op_csvboard(args: dict[str, Any]) -> Result:
     """Ingest files with csvboard: store + queue a run, then ``execute_run`` (timed)."""
     from csvboard.dashboards.service import get_dashboard
     from csvboard.db.engine import make_engine, write_session
+    from csvboard.feeds.start import start_upload_run
     from csvboard.ingest.runner import execute_run
-    from csvboard.runs.service import start_upload_run
     from csvboard.storage import store_file
 
     settings = _settings(args["url"], args["data_dir"])
@@ -129,7 +129,7 @@ def op_worker(args: dict[str, Any]) -> Result:
     from the queueing to the run's end: the path a file takes in production."""
     from csvboard.dashboards.service import get_dashboard
     from csvboard.db.engine import make_engine, write_session
-    from csvboard.runs.service import start_upload_run
+    from csvboard.feeds.start import start_upload_run
     from csvboard.storage import store_file
     from csvboard.worker.worker import Worker
 

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from csvboard.dashboards.models import CsvDashboard
 from csvboard.dashboards.service import create_dashboard
 from csvboard.db.engine import make_engine, read_session, write_session
+from csvboard.feeds.start import start_upload_run
 from csvboard.ingest.ledger import RunOutcome
 from csvboard.ingest.runner import execute_run
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.queries import error_summary
-from csvboard.runs.service import start_upload_run
 from csvboard.settings import Settings
 from csvboard.storage import store_file
 

@@ -98,9 +98,10 @@ def create_app(
     from csvboard.api.health import router as health_router
     from csvboard.dashboards.api import router as dashboards_router
     from csvboard.runs.api import router as runs_router
+    from csvboard.runs.start_api import router as start_router
     from csvboard.schedule.api import router as schedule_router
 
-    routers = (runs_router, health_router, dashboards_router, schedule_router)
+    routers = (start_router, runs_router, health_router, dashboards_router, schedule_router)
     for router in routers:
         app.include_router(router)
     _without_phantom_422(app)

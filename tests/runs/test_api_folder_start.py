@@ -1,5 +1,5 @@
 """A JSON start naming a folder feed takes its file with the scheduler's claim
-(csvboard.feeds.folder_runs.claim_for_request), on SQLite and PostgreSQL: only regular,
+(csvboard.feeds.folder_runs.RequestClaims), on SQLite and PostgreSQL: only regular,
 non-dot ``*.csv`` files; claimed by an atomic rename, so neither a second request nor the
 scheduler takes the file again; the file then follows the scheduler's life cycle.
 """
@@ -19,7 +19,7 @@ from sqlalchemy import select
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
 from csvboard.feeds.folder import FolderLayout
-from csvboard.feeds.folder_runs import claim_for_request
+from csvboard.feeds.folder_runs import RequestClaims
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.worker.scheduler import Scheduler
 from support import SCHEDULE_HEADER, Api, Harness, schedule_line
@@ -114,13 +114,25 @@ def test_an_unsettled_file_is_left_and_a_rolled_back_claim_put_back(api: Api, fo
     harness = api.harness
     feed = the_feed(harness)
     write(folder / "half.csv", CONTENT[:20])  # still being written
-    with harness.write() as session:
-        taken = claim_for_request(session, feed, data_dir=harness.data_dir, settle_seconds=2.0)
-    assert taken is None and (folder / "half.csv").exists()
+    with RequestClaims(harness.engine, harness.data_dir, settle_seconds=2.0) as claims:
+        assert claims.take(feed) is None
+    assert (folder / "half.csv").exists()
 
-    with pytest.raises(RuntimeError), harness.write() as session:
-        assert claim_for_request(session, feed, data_dir=harness.data_dir, settle_seconds=0.0)
+    # Claimed, named after a run, then the transaction fails: the file goes back as it was.
+    with (
+        pytest.raises(RuntimeError),
+        RequestClaims(harness.engine, harness.data_dir, settle_seconds=0.0) as claims,
+        harness.write(),
+    ):
+        assert claims.take(feed) is not None
+        claims.name_after(uuid.uuid4())
         assert not (folder / "half.csv").exists()  # claimed ...
         raise RuntimeError("the request fails before its run commits")
     assert (folder / "half.csv").read_bytes() == CONTENT[:20]  # ... and put back
+    assert list(FolderLayout(folder).processing.iterdir()) == []
+
+    # Claimed but no run was created (nothing failed, nothing named): not taken after all.
+    with RequestClaims(harness.engine, harness.data_dir, settle_seconds=0.0) as claims:
+        assert claims.take(feed) is not None
+    assert (folder / "half.csv").exists()
     assert list(FolderLayout(folder).processing.iterdir()) == []

@@ -15,10 +15,11 @@ from sqlalchemy import func, select, update
 
 from csvboard.dashboards.models import CsvDashboard
 from csvboard.errors import Conflict, CsvboardError, InvalidRequest, NotFound
+from csvboard.feeds.start import start_upload_run
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.queries import LEDGER_COLUMNS, list_items, list_runs, run_detail
-from csvboard.runs.service import retry_run, sources_of, start_upload_run
+from csvboard.runs.service import retry_run, sources_of
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.storage import store_file
 from support import SCHEDULE_HEADER, Harness, schedule_line

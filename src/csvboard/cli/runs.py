@@ -133,7 +133,7 @@ def _ingest_stored(
 ) -> dict[str, Any]:
     """Queue a run of a stored file, execute it here with a progress bar, return its ledger."""
     from csvboard.dashboards.service import get_dashboard
-    from csvboard.runs.service import start_upload_run
+    from csvboard.feeds.start import start_upload_run
 
     with _write(engine) as session:
         run = start_upload_run(

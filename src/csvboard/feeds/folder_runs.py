@@ -5,8 +5,8 @@ Two callers take files, both through the one claim of ``feeds/folder.py``:
 - the scheduler's leader, each tick (:class:`FolderSource`): a watching feed takes every
   waiting file (up to a limit), a scheduled one its oldest when its time comes; and after the
   feeds, :meth:`FolderSource.settle` moves each processing file on once its run has ended;
-- a start request naming a folder feed (``POST /api/v1/ops/ingestion/runs`` with JSON,
-  ``csvboard.runs.api``), through :func:`claim_for_request` inside the request's transaction.
+- a start request naming a folder feed (``POST /api/v1/ops/ingestion/runs`` with JSON),
+  through :class:`RequestClaims` around the request's transaction (``feeds/runs.py``).
 
 Either way the file is named after its run before the run commits and goes back to the folder
 if the run does not commit, so the scheduler settles both alike and neither re-takes the
@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboardFeed
-from csvboard.db.engine import SQLITE_IMMEDIATE, read_session, write_session
+from csvboard.db.engine import read_session, write_session
 from csvboard.errors import CsvboardError
 from csvboard.feeds.folder import (
     ClaimedFile,
@@ -51,7 +50,7 @@ from csvboard.feeds.state import (
     FeedSnapshot,
     dashboard_and_feed,
 )
-from csvboard.runs.models import IngestionRun, IngestionRunSource
+from csvboard.runs.models import IngestionRun
 from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
@@ -240,75 +239,62 @@ class FolderSource:
             report.returned.append(returned)
 
 
-def claim_for_request(
-    session: Session, feed: CsvDashboardFeed, *, data_dir: Path, settle_seconds: float
-) -> StoredFile | None:
-    """Claim and store the oldest waiting file of a folder feed for a run ``session`` creates.
+class RequestClaims:
+    """Files a start request claims from folder feeds for the one run its transaction creates.
 
-    None when no file waits (or the folder is missing). The claimed file is renamed after the
-    run when the run's source row is flushed (before the commit), and goes back to the folder
-    if the transaction rolls back — so, as with the scheduler's claims, the file is taken once
-    and :meth:`FolderSource.settle` archives or sets it aside once the run has ended.
+    Enter it around the request's transaction (outside ``write_session``, so it leaves after
+    the commit)::
+
+        with RequestClaims(engine, data_dir) as claims, write_session(engine) as session:
+            stored = claims.take(feed)        # claimed by rename and stored
+            run = create_run(...)
+            claims.name_after(run.run_id)      # before the commit, as the scheduler does
+
+    A file is taken once (the rename is atomic), named after its run before the run commits,
+    and put back in its folder when the run does not commit; :meth:`FolderSource.settle`
+    archives or sets it aside once the run has ended, as it does the scheduler's own.
     """
-    try:
-        layout = layout_of(feed.location)
-    except FileNotFoundError:
-        return None
-    claimed = claim_oldest(layout, settle_seconds=settle_seconds)
-    if claimed is None:
-        return None
-    try:
+
+    def __init__(
+        self, engine: Engine, data_dir: Path, *, settle_seconds: float = REQUEST_SETTLE_SECONDS
+    ) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.settle_seconds = settle_seconds
+        self._claims: list[tuple[FolderLayout, ClaimedFile]] = []
+        self._named: list[Path] = []
+        self._run_id: uuid.UUID | None = None
+
+    def take(self, feed: CsvDashboardFeed) -> StoredFile | None:
+        """Claim and store the oldest waiting file of a folder feed; None when none waits."""
+        try:
+            layout = layout_of(feed.location)
+        except FileNotFoundError:
+            return None
+        claimed = claim_oldest(layout, settle_seconds=self.settle_seconds)
+        if claimed is None:
+            return None
+        self._claims.append((layout, claimed))  # from here on, __exit__ gives it back
         with claimed.path.open("rb") as stream:
-            stored = store_stream(data_dir, stream, claimed.original_name)
-    except BaseException:
-        put_back(layout, claimed.path, claimed.original_name)
-        raise
-    _follow_transaction(session, layout, claimed, feed.id, stored)
-    return stored
+            return store_stream(self.data_dir, stream, claimed.original_name)
 
+    def name_after(self, run_id: uuid.UUID) -> None:
+        """Rename every claimed file after the run, inside the transaction creating it."""
+        self._run_id = run_id
+        for layout, claimed in self._claims:
+            self._named.append(run_named(layout, claimed, run_id))
 
-def _follow_transaction(
-    session: Session,
-    layout: FolderLayout,
-    claimed: ClaimedFile,
-    feed_id: uuid.UUID,
-    stored: StoredFile,
-) -> None:
-    """Name the claimed file after the run whose source it is, or put it back on rollback."""
-    named: list[tuple[uuid.UUID, Path]] = []  # (run id, final path) once renamed
-    bind = session.get_bind()
-    # To read whether a run landed after a failed commit (no write lock needed for that).
-    engine = (bind.engine if isinstance(bind, Connection) else bind).execution_options(
-        **{SQLITE_IMMEDIATE: False}
-    )
+    def __enter__(self) -> RequestClaims:
+        return self
 
-    def after_flush(flushed: Session, _context: Any) -> None:
-        if named:
-            return
-        for obj in flushed.new:
-            if (
-                isinstance(obj, IngestionRunSource)
-                and obj.feed_id == feed_id
-                and obj.stored_path == str(stored.stored_path)
-            ):
-                named.append((obj.run_id, run_named(layout, claimed, obj.run_id)))
-                return
-
-    def after_commit(_session: Session) -> None:
-        if not named:  # committed without a run of it (never expected): not taken after all
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None and self._run_id is not None:
+            return  # committed: the scheduler settles the files once the run has ended
+        if self._run_id is not None and _run_exists(self.engine, self._run_id):
+            return  # the commit failed on our side but landed in the database
+        for index, (layout, claimed) in enumerate(self._claims):
+            undo_run_name(self._named[index] if index < len(self._named) else None, claimed)
             put_back(layout, claimed.path, claimed.original_name)
 
-    def after_rollback(_session: Session) -> None:
-        if named:
-            run_id, final = named.pop()
-            if _run_exists(engine, run_id):  # the commit failed here but landed there
-                return
-            undo_run_name(final, claimed)
-        put_back(layout, claimed.path, claimed.original_name)
 
-    event.listen(session, "after_flush", after_flush)
-    event.listen(session, "after_commit", after_commit, once=True)
-    event.listen(session, "after_rollback", after_rollback, once=True)
-
-
-__all__ = ["REQUEST_SETTLE_SECONDS", "FolderSource", "SettleLog", "claim_for_request"]
+__all__ = ["REQUEST_SETTLE_SECONDS", "FolderSource", "RequestClaims", "SettleLog"]

@@ -4,29 +4,19 @@ runs. Health is ``csvboard.api.health``."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 
-from csvboard.api import idempotency
-from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
-from csvboard.api.idempotency import IdempotentRequest
+from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
-from csvboard.auth import Principal, Role
-from csvboard.clock import utcnow
-from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
-from csvboard.dashboards.service import feeds_of, get_dashboard, upload_feed
-from csvboard.dashboards.vocabulary import FeedSource
+from csvboard.auth import Role
+from csvboard.dashboards.service import get_dashboard
 from csvboard.db.cursor import decode_cursor
 from csvboard.db.engine import write_session
-from csvboard.errors import Conflict, InvalidRequest, NotFound
-from csvboard.feeds.folder_runs import REQUEST_SETTLE_SECONDS, claim_for_request
+from csvboard.errors import NotFound
 from csvboard.runs import lifecycle
 from csvboard.runs.latest import latest_runs
 from csvboard.runs.models import IngestionRun
@@ -52,254 +42,15 @@ from csvboard.runs.schemas import (
     RunDetail,
     RunLink,
     RunPage,
-    StartRunJson,
 )
 from csvboard.runs.service import (
-    NewSource,
-    active_identical_run,
-    create_run,
     dashboard_of,
     get_run,
     retry_run,
-    validate_targets,
 )
-from csvboard.runs.vocabulary import RunKind, RunMode, RunStatus, TargetType
-from csvboard.settings import Settings
-from csvboard.storage import StoredFile, store_stream
+from csvboard.runs.vocabulary import RunStatus
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
-
-START_ENDPOINT = "POST /api/v1/ops/ingestion/runs"
-MAX_FILES = 10
-
-
-# -- starting runs ----------------------------------------------------------------------------
-
-START_BODY = {
-    # Declared here, read by hand: a missing key is a 400 MISSING_IDEMPOTENCY_KEY, not a generic
-    # validation error.
-    "parameters": [
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": True,
-            "description": "The same key with the same payload returns the same run for 24 h.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-        }
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["dashboard", "run_kind", "file"],
-                    "properties": {
-                        "dashboard": {"type": "string"},
-                        "run_kind": {"type": "string", "enum": [k.value for k in RunKind]},
-                        "trigger_mode": {"type": "string", "enum": ["manual", "scheduled"]},
-                        "target_types": {
-                            "type": "string",
-                            "description": "comma-separated: official, appearance",
-                        },
-                        "file": {"type": "string", "format": "binary"},
-                    },
-                }
-            },
-            "application/json": {"schema": StartRunJson.model_json_schema()},
-        },
-    },
-}
-
-
-def _default_targets(run_kind: str) -> list[str]:
-    if run_kind == RunKind.APPEARANCE_SUPPLEMENT.value:
-        return [TargetType.APPEARANCE.value]
-    return [TargetType.OFFICIAL.value]
-
-
-def _split_targets(raw: str | None, run_kind: str) -> list[str]:
-    if raw is None:
-        return _default_targets(run_kind)
-    return [t.strip() for t in raw.split(",") if t.strip()]
-
-
-async def _read_start_request(
-    request: Request, settings: Settings
-) -> tuple[dict[str, Any], list[StoredFile]]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form(max_files=MAX_FILES, max_fields=20)
-        fields: dict[str, Any] = {}
-        for name in ("dashboard", "run_kind", "trigger_mode", "target_types"):
-            value = form.get(name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidRequest("VALIDATION_FAILED", f"field {name} must be text")
-            fields[name] = value
-        uploads = [v for v in form.getlist("file") if isinstance(v, UploadFile)]
-        if not fields["dashboard"] or not fields["run_kind"]:
-            raise InvalidRequest("VALIDATION_FAILED", "fields dashboard and run_kind are required")
-        if not uploads:
-            raise InvalidRequest("FILE_REQUIRED", "attach the CSV as the multipart field 'file'")
-        stored = []
-        for upload in uploads:
-            stored.append(
-                await run_in_threadpool(
-                    store_stream, settings.data_dir, upload.file, upload.filename or "upload.csv"
-                )
-            )
-        fields["target_types"] = _split_targets(fields["target_types"], fields["run_kind"])
-        fields["trigger_mode"] = fields["trigger_mode"] or RunMode.MANUAL.value
-        fields["feeds"] = None
-        return fields, stored
-    if content_type.startswith("application/json"):
-        try:
-            body = StartRunJson.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise InvalidRequest(
-                "VALIDATION_FAILED",
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
-            ) from None
-        fields = body.model_dump()
-        fields["target_types"] = fields["target_types"] or _default_targets(body.run_kind)
-        return fields, []
-    raise InvalidRequest(
-        "UNSUPPORTED_MEDIA_TYPE", "send multipart/form-data with a file, or JSON naming feeds"
-    )
-
-
-def _sources_for_feeds(
-    session: Session, dashboard: CsvDashboard, fields: dict[str, Any], settings: Settings
-) -> list[NewSource]:
-    """A JSON start names feeds whose files csvboard fetches itself (folder feeds)."""
-    wanted = fields.get("feeds")
-    feeds: list[CsvDashboardFeed] = []
-    for role in fields["target_types"]:
-        feeds.extend(feeds_of(session, dashboard.id, role))
-    if wanted:
-        feeds = [f for f in feeds if f.name in wanted or str(f.id) in wanted]
-        missing = set(wanted) - {f.name for f in feeds} - {str(f.id) for f in feeds}
-        if missing:
-            raise NotFound("FEED_NOT_FOUND", f"no enabled feed {', '.join(sorted(missing))}")
-    feeds = [f for f in feeds if f.source != FeedSource.UPLOAD]
-    if not feeds:
-        raise InvalidRequest(
-            "NO_SOURCE", "no folder feed to read: upload a file (multipart) or name a folder feed"
-        )
-    sources = []
-    for feed in feeds:
-        if feed.source != FeedSource.FOLDER:
-            raise InvalidRequest(
-                "UNSUPPORTED_FEED_SOURCE", f"feed {feed.name}: {feed.source} feeds are fetched"
-                " by the scheduler, not on request",
-            )  # fmt: skip
-        # The scheduler's own claim (feeds/folder.py): an atomic rename, so the scheduler and
-        # a request never both take a file, which then follows the scheduler's life cycle; a
-        # rollback of this transaction puts it back.
-        stored = claim_for_request(
-            session, feed, data_dir=settings.data_dir, settle_seconds=REQUEST_SETTLE_SECONDS
-        )
-        if stored is None:
-            raise Conflict(
-                "NO_FILE_WAITING", f"feed {feed.name}: no CSV file in {Path(feed.location or '')}"
-            )
-        sources.append(NewSource(feed=feed, stored=stored))
-    return sources
-
-
-def _start_run(
-    engine: Any,
-    settings: Settings,
-    principal: Principal,
-    key: str,
-    fields: dict[str, Any],
-    stored: list[StoredFile],
-    trace_id: str,
-) -> tuple[IngestionRun, bool]:
-    """Create the run (or find the one this idempotency key already created)."""
-    run_kind, targets = validate_targets(fields["run_kind"], fields["target_types"])
-    if fields["trigger_mode"] not in {m.value for m in RunMode}:
-        raise InvalidRequest("INVALID_TRIGGER_MODE", "trigger_mode must be manual or scheduled")
-    if stored and len(targets) != 1:
-        raise InvalidRequest(
-            "INVALID_TARGET", "an uploaded file belongs to exactly one target type"
-        )
-    asked = {
-        k: fields[k] for k in ("dashboard", "run_kind", "trigger_mode", "target_types", "feeds")
-    }
-    request = IdempotentRequest(
-        key=key,
-        principal=principal.name,
-        endpoint=START_ENDPOINT,
-        payload_hash=idempotency.payload_hash({**asked, "files": [f.sha256 for f in stored]}),
-        now=utcnow(),
-    )
-    with write_session(engine) as session:
-        dashboard = get_dashboard(session, fields["dashboard"])
-        earlier = request.replay(session)
-        if earlier is None and not request.claim(session):
-            # A concurrent identical request won the key (PostgreSQL waited for its commit).
-            earlier = request.replay(session)
-            if earlier is None:
-                raise Conflict(
-                    "IDEMPOTENCY_IN_PROGRESS", "the same request is still being accepted"
-                )
-        if earlier is not None:
-            return get_run(session, earlier), False
-        for file in stored:
-            active = active_identical_run(session, dashboard.id, file.sha256)
-            if active is not None:
-                raise Conflict(
-                    "RUN_ALREADY_ACTIVE",
-                    f"run {active} of the same file for {dashboard.slug} is queued or running",
-                )
-        if stored:
-            feed = upload_feed(session, dashboard.id, targets[0])
-            sources = [NewSource(feed=feed, stored=f) for f in stored]
-        else:
-            sources = _sources_for_feeds(session, dashboard, fields, settings)
-        run = create_run(
-            session,
-            dashboard=dashboard,
-            run_kind=run_kind.value,
-            target_types=targets,
-            sources=sources,
-            mode=fields["trigger_mode"],
-            requested_by=principal.label,
-            trace_id=trace_id,
-        )
-        request.record(session, run.run_id)
-        return run, True
-
-
-@router.post(
-    "/ingestion/runs",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=RunAccepted,
-    openapi_extra={**needs(Role.ADMIN), **START_BODY},
-    responses=problem_responses(400, 401, 403, 404, 409, 413),
-    summary="Start a run (multipart upload, or JSON naming folder feeds)",
-)
-async def start_run(
-    request: Request,
-    response: Response,
-    principal: PrincipalDep,
-    settings: SettingsDep,
-    engine: EngineDep,
-) -> RunAccepted:
-    key = idempotency.key_from(request)
-    fields, stored = await _read_start_request(request, settings)
-    trace_id: str = request.state.trace_id
-    run, created = await run_in_threadpool(
-        _start_run, engine, settings, principal, key, fields, stored, trace_id
-    )
-    if created and request.app.state.executor is not None:
-        request.app.state.executor.notify()
-    response.headers["Location"] = f"/api/v1/ops/ingestion/runs/{run.run_id}"
-    return RunAccepted(
-        run_id=run.run_id, status=run.status, accepted_at=run.created_at, trace_id=run.trace_id
-    )
-
 
 # -- reading the ledger -----------------------------------------------------------------------
 

@@ -278,33 +278,3 @@ def active_identical_run(
         )
         .limit(1)
     )
-
-
-def start_upload_run(
-    session: Session,
-    *,
-    dashboard: CsvDashboard,
-    stored: StoredFile,
-    run_kind: str,
-    requested_by: str | None,
-    mode: str = RunMode.MANUAL.value,
-    trace_id: str | None = None,
-) -> IngestionRun:
-    """Queue a run reading one uploaded file through the dashboard's upload feed for its role."""
-    from csvboard.dashboards.service import upload_feed
-
-    kind, _ = validate_targets(
-        run_kind, ["appearance"] if run_kind == "appearance_supplement" else ["official"]
-    )
-    role = TargetType.APPEARANCE if kind is RunKind.APPEARANCE_SUPPLEMENT else TargetType.OFFICIAL
-    feed = upload_feed(session, dashboard.id, role.value)
-    return create_run(
-        session,
-        dashboard=dashboard,
-        run_kind=kind.value,
-        target_types=[role.value],
-        sources=[NewSource(feed=feed, stored=stored)],
-        mode=mode,
-        requested_by=requested_by,
-        trace_id=trace_id,
-    )
