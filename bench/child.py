@@ -173,8 +173,9 @@ def op_parse_columnar(args: dict[str, Any]) -> Result:
     from csvboard.dashboards.presets import production_schedule_schema
     from csvboard.ingest.batches import validated_blocks
     from csvboard.ingest.decode import detect_encoding
-    from csvboard.ingest.stage import BATCH_ROWS, _sqlite_ts
+    from csvboard.ingest.stage import _sqlite_ts
     from csvboard.ingest.validate import DEFAULT_TZ
+    from csvboard.settings import Settings
 
     schema = production_schedule_schema()
     path = Path(args["file"])
@@ -182,7 +183,7 @@ def op_parse_columnar(args: dict[str, Any]) -> Result:
     codec = detect_encoding(path, "auto")
     blocks = validated_blocks(
         path, codec, schema, file_name=path.name, tz=DEFAULT_TZ, instant=_sqlite_ts,
-        rows=BATCH_ROWS,
+        rows=Settings().ingest_batch_rows,
     )  # fmt: skip
     valid = sum(len(block.lines) for block in blocks)
     return {"seconds": time.perf_counter() - t0, "valid": valid}

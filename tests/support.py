@@ -32,6 +32,12 @@ from csvboard.runs.queries import error_summary
 from csvboard.settings import Settings
 from csvboard.storage import store_file
 
+
+def batches_of(settings: Settings, rows: int) -> Settings:
+    """``settings`` whose runs read ``rows`` lines a block (to act between two blocks)."""
+    return settings.model_copy(update={"ingest_batch_rows": rows})
+
+
 SCHEDULE_HEADER = (
     "ProductNo,FSEIBAN,FHINCD,FHINMEI,FSIGENCD,FSIGENMEI,FSIGENSHOYORYO,FKOJUN,progress,更新日時"
 )

@@ -52,6 +52,12 @@ def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> 
         "worker_poll_seconds": "0.25",
         "reaper_interval_seconds": "3",
         "sqlite_busy_timeout_seconds": "30",
+        "sqlite_run_cache_mib": "24",
+        "ingest_batch_rows": "20000",
+        "scheduler_poll_seconds": "2.5",
+        "folder_settle_seconds": "0",
+        "folder_orphan_seconds": "60",
+        "url_download_timeout_seconds": "90",
     }
     assert set(values) == set(Settings.model_fields)
     for name, raw in values.items():

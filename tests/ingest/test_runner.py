@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
-from csvboard.db import engine as db_engine
 from csvboard.ingest import apply as apply_module
 from csvboard.ingest import merge as merge_module
 from csvboard.ingest import stage as stage_module
@@ -21,7 +20,7 @@ from csvboard.runs.models import IngestionEvent, IngestionItem, IngestionRun
 from csvboard.runs.queries import error_summary
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.schedule.models import ProductionScheduleExternalCompletion
-from support import SCHEDULE_HEADER, Harness, schedule_csv, schedule_line
+from support import SCHEDULE_HEADER, Harness, batches_of, schedule_csv, schedule_line
 
 
 def rows_by_key(h: Harness, board: CsvDashboard) -> dict[tuple[str, ...], CsvDashboardRow]:
@@ -428,7 +427,7 @@ def test_cancel_between_batches_commits_nothing(
     board = harness.dashboard()
     harness.ingest(board, schedule_csv(*BASE))
     before = snapshot(harness, board)
-    monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", 50)
+    monkeypatch.setattr(harness, "settings", batches_of(harness.settings, 50))
     lines = [schedule_line(1000000001, "B0000001", f"P-{i}", 10) for i in range(500)]
     run_id = harness.queue(
         board, harness.write_file(schedule_csv(*lines)), kind="official_ingestion"
@@ -580,7 +579,7 @@ def test_run_counts_move_forward_during_a_run(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = harness.dashboard()
-    monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", 100)
+    monkeypatch.setattr(harness, "settings", batches_of(harness.settings, 100))
     lines = [schedule_line(1000000001, "E0000001", f"P-{i}", 10) for i in range(450)]
     run_id = harness.queue(board, harness.write_file(schedule_csv(*lines)))
     observed: list[int] = []
@@ -627,7 +626,7 @@ def test_sqlite_run_cache_is_reset_before_its_connection_returns_to_the_pool(
     if harness.engine.dialect.name != "sqlite":
         assert seen == []  # a SQLite setting only
         return
-    assert seen == [-db_engine.SQLITE_RUN_CACHE_KIB, -2000]
+    assert seen == [-harness.settings.sqlite_run_cache_mib * 1024, -2000]
     with harness.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000
 

@@ -31,7 +31,8 @@ from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.settings import Settings
-from csvboard.worker.scheduler import AdvisoryLockLeadership, Scheduler, SchedulerThread
+from csvboard.worker.leadership import AdvisoryLockLeadership
+from csvboard.worker.scheduler import Scheduler, SchedulerThread
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -38,7 +38,7 @@ from csvboard.worker.worker import (
     claim_next_run,
     reap_lost_runs,
 )
-from support import Harness, ledger, wait_until
+from support import Harness, batches_of, ledger, wait_until
 
 BIG_ROWS = 40_000  # 20 staging batches: plenty of checkpoints to stop a run at
 
@@ -47,8 +47,8 @@ BIG_ROWS = 40_000  # 20 staging batches: plenty of checkpoints to stop a run at
 
 
 @pytest.fixture(autouse=True)
-def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("csvboard.ingest.runner.BATCH_ROWS", BIG_ROWS // 20)
+def _small_batches(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "settings", batches_of(harness.settings, BIG_ROWS // 20))
 
 
 @pytest.fixture(scope="module")

@@ -176,7 +176,9 @@ def worker_command(
 
 @app.command("scheduler")
 def scheduler_command(
-    poll: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
+    poll: Annotated[
+        float | None, typer.Option(help="Seconds between passes (CSVBOARD_SCHEDULER_POLL_SECONDS).")
+    ] = None,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

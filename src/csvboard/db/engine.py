@@ -20,13 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csvboard.settings import Settings
 
-# A run's own connection on SQLite gets a 48 MiB page cache (the default is 2 MiB) while it
-# runs: the apply inserts rows into indexes in random key order, and with the default cache
-# that thrashes (bench, 300,000 rows: apply 22 s -> 15 s; peak RSS 91 -> 170 MB). At 3M rows,
-# 64 MiB peaked at 304 MB, 48 MiB at 282 MB in the same time (first ingest 159 s), and
-# 24 MiB at 238 MB but 20% slower (190 s): docs/benchmarks.md.
-SQLITE_RUN_CACHE_KIB = 49_152
-
 #: Execution option: on SQLite, BEGIN IMMEDIATE (take the write lock at the start).
 SQLITE_IMMEDIATE = "csvboard_sqlite_immediate"
 

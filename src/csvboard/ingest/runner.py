@@ -32,7 +32,6 @@ from csvboard.dashboards.service import mapping_of, schema_of
 from csvboard.dashboards.vocabulary import IngestMode
 from csvboard.db.engine import (
     SQLITE_IMMEDIATE,
-    SQLITE_RUN_CACHE_KIB,
     read_session,
 )
 from csvboard.ingest.apply import refresh_statistics, rows_marker
@@ -43,7 +42,6 @@ from csvboard.ingest.failpoints import failpoint
 from csvboard.ingest.ledger import Cancelled, ProgressCallback, RunLedger, RunOutcome
 from csvboard.ingest.merge import Merge, MergeContext
 from csvboard.ingest.stage import (
-    BATCH_ROWS,
     EXCLUDED,
     FAILED,
     NEW,
@@ -79,7 +77,9 @@ class RunExecutor(RunLedger):
         pooled_cache: int | None = None  # SQLite: the connection's own cache_size, restored
         if conn.dialect.name == "sqlite":
             pooled_cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
-            conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_RUN_CACHE_KIB}")
+            conn.exec_driver_sql(
+                f"PRAGMA cache_size = -{self.settings.sqlite_run_cache_mib * 1024}"
+            )
         stages: list[Stage] = []
         try:
             try:
@@ -308,7 +308,7 @@ class RunExecutor(RunLedger):
         )
         blocks = validated_blocks(
             path, codec, schema, file_name=source.file_name, tz=self.settings.timezone,
-            instant=instant, rows=BATCH_ROWS,
+            instant=instant, rows=self.settings.ingest_batch_rows,
         )  # fmt: skip
         self._stage_blocks(conn, stage, source, feed, blocks)
 
@@ -322,7 +322,12 @@ class RunExecutor(RunLedger):
     ) -> None:
         path, codec = self._source_path(source, schema)
         blocks = appearance_blocks(
-            path, codec, schema, mapping_of(feed), file_name=source.file_name, rows=BATCH_ROWS
+            path,
+            codec,
+            schema,
+            mapping_of(feed),
+            file_name=source.file_name,
+            rows=self.settings.ingest_batch_rows,
         )
         self._stage_blocks(conn, stage, source, feed, blocks)
 
@@ -334,13 +339,13 @@ class RunExecutor(RunLedger):
         feed: CsvDashboardFeed,
         blocks: Iterator[ValidatedBlock],
     ) -> None:
-        """Stage one file's validated blocks (of ``BATCH_ROWS`` lines), a commit each."""
+        """Stage one file's validated blocks (of ``ingest_batch_rows`` lines), a commit each."""
         stage.begin_source(source.id, feed.id)
         for block in blocks:
             before = self.tally.target
             self.tally.target += block.count
             self.tally.failed += block.rejected
-            if before < BATCH_ROWS // 2 <= self.tally.target:
+            if before < self.settings.ingest_batch_rows // 2 <= self.tally.target:
                 failpoint("parse")  # rows read and validated, none of this block staged yet
             conn.begin()
             stage.add_block(block)

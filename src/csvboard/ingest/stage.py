@@ -40,13 +40,8 @@ NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "suppleme
 EXCLUDED, FAILED = "excluded", "failed"
 COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
-# Lines read, validated and staged at a time (the runner: between two batches a run publishes
-# its counts, renews its lease and looks for a cancel), and rows per statement of a fold.
-# Larger blocks cost the columnar reader a little less per line (1M rows: 5.1 s at 5,000
-# lines, 4.7 s at 20,000) but a 20,000-line block holds about 60 MB more while it is staged
-# (SQLite, 1M rows: 258 MB against 195 MB resident), and the embedded case runs on a
-# Raspberry Pi.
-BATCH_ROWS = 5_000
+# Rows per statement when the in-file duplicate fold marks its losers.
+FOLD_ROWS = 5_000
 
 
 @lru_cache(maxsize=4096)  # ERP timestamps repeat heavily; the same instants come back
@@ -321,8 +316,8 @@ def _fold_by_version(stage: Stage) -> int:
         group.append((seq, line, version))
     if group:
         settle(group)
-    for start in range(0, len(losers), BATCH_ROWS):
-        batch = losers[start : start + BATCH_ROWS]
+    for start in range(0, len(losers), FOLD_ROWS):
+        batch = losers[start : start + FOLD_ROWS]
         conn.execute(
             text(
                 f"UPDATE {stage.name} SET outcome = 'excluded',"

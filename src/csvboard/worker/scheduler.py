@@ -8,13 +8,9 @@ A tick fires cron feeds when a slot is due, hands folder feeds to
 records each feed's outcome (``csvboard.feeds.state``), and settles the folders' processed files.
 
 **Leadership.** Any number of scheduler processes may run (every ``csvboard serve`` has one);
-only the leader fires and scans, so a cron slot becomes one run, not one per process.
-PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection held for the
-scheduler's life: when the leader dies its session ends, the lock is free, and a follower
-(which retries every poll, at most every 10 s) takes over well within 30 s. The server is
-told to probe the leader's socket (TCP keepalives) so a leader whose machine vanished is also
-noticed in about 25 s. SQLite: an exclusive non-blocking ``flock`` on a lock file next to the
-database, released by the kernel when the process dies.
+only the leader fires and scans, so a cron slot becomes one run, not one per process
+(``worker/leadership.py``). A follower retries every poll, at most every 10 s, so it takes
+over well within 30 s of the leader's death.
 
 Leadership is the first line only; correctness never depends on it, because a failover can
 briefly overlap two leaders (the old one may be mid-tick when its connection drops):
@@ -27,19 +23,15 @@ briefly overlap two leaders (the old one may be mid-tick when its connection dro
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import structlog
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from csvboard.clock import utcnow
 from csvboard.dashboards.vocabulary import FeedSource
@@ -52,140 +44,21 @@ from csvboard.feeds.state import FeedOutcome, FeedSnapshot, TickReport
 from csvboard.feeds.url import UrlSource
 from csvboard.runs.vocabulary import RunKind
 from csvboard.settings import Settings
+from csvboard.worker.leadership import (
+    AdvisoryLockLeadership,
+    FileLockLeadership,
+    Leadership,
+    lock_file_for,
+)
 
 log = structlog.get_logger("csvboard.scheduler")
 
-#: The advisory lock key every csvboard scheduler contends for ("csvbSchd" as a bigint).
-ADVISORY_LOCK_KEY = int.from_bytes(b"csvbSchd", "big")
 #: A follower retries at least this often, so takeover stays well within 30 s.
 MAX_FOLLOWER_RETRY_SECONDS = 10.0
 
-# --- leadership ---------------------------------------------------------------------------
 
-
-class Leadership(Protocol):
-    def acquire(self) -> bool:
-        """Become or stay leader; False when another process leads."""
-        ...
-
-    def release(self) -> None: ...
-
-
-class AdvisoryLockLeadership:
-    """PostgreSQL: a session advisory lock on a connection of its own.
-
-    The connection comes from a private one-connection engine rather than the shared pool: it
-    lives as long as the scheduler, must never be handed to other code (a ``DISCARD ALL`` or a
-    reset on check-in would not release a session lock, but closing it would), and runs in
-    autocommit so it is never left "idle in transaction".
-    """
-
-    def __init__(self, engine: Engine, scheduler_id: str) -> None:
-        self._engine = create_engine(engine.url, poolclass=NullPool)
-        self._application_name = f"csvboard-scheduler:{scheduler_id}"[:63]
-        self._conn: Connection | None = None
-        self._held = False
-
-    @property
-    def connection(self) -> Connection | None:
-        """The lock's connection (tests end its backend to simulate a dying leader)."""
-        return self._conn
-
-    def _connect(self) -> Connection:
-        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        # Server-side keepalives: if the leader's machine disappears without closing the
-        # socket, the server drops the session (and the lock) after ~10 + 3 x 5 s.
-        conn.execute(
-            text(
-                "SELECT set_config('application_name', :name, false),"
-                " set_config('tcp_keepalives_idle', '10', false),"
-                " set_config('tcp_keepalives_interval', '5', false),"
-                " set_config('tcp_keepalives_count', '3', false)"
-            ),
-            {"name": self._application_name},
-        )
-        return conn
-
-    def _drop(self) -> None:
-        conn, self._conn, self._held = self._conn, None, False
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.invalidate()
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def acquire(self) -> bool:
-        if self._conn is not None and self._held:
-            try:
-                # The session (and so the lock) is alive as long as this round trip works.
-                self._conn.execute(text("SELECT 1"))
-                return True
-            except DBAPIError:
-                log.warning("scheduler_leadership_lost")
-                self._drop()
-        try:
-            if self._conn is None:
-                self._conn = self._connect()
-            got = self._conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-            ).scalar()
-        except DBAPIError:
-            self._drop()
-            return False
-        self._held = bool(got)
-        return self._held
-
-    def release(self) -> None:
-        # Ending the session releases the lock; an explicit unlock would add nothing.
-        self._drop()
-        self._engine.dispose()
-
-
-class FileLockLeadership:
-    """SQLite: ``flock`` on a lock file; the kernel releases it when the process dies.
-
-    ``flock`` locks belong to the open file description, so two schedulers in one process
-    (threads, tests) exclude each other too, unlike POSIX ``lockf`` record locks.
-    """
-
-    def __init__(self, path: Path, scheduler_id: str) -> None:
-        self.path = path
-        self._scheduler_id = scheduler_id
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        # Who leads, for a person looking at the file (the lock, not the content, is what counts).
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{self._scheduler_id} pid={os.getpid()}\n".encode())
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def lock_file_for(engine: Engine, settings: Settings) -> Path:
-    """The SQLite leadership lock file: next to the database, or in the data directory."""
-    database = engine.url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        return Path(database).resolve().with_name(Path(database).name + ".scheduler.lock")
-    return settings.data_dir / "scheduler.lock"
-
-
-# --- the scheduler ------------------------------------------------------------------------
+def _or(given: float | None, setting: float) -> float:
+    return setting if given is None else given
 
 
 class Scheduler:
@@ -203,19 +76,20 @@ class Scheduler:
         settings: Settings,
         *,
         scheduler_id: str,
-        poll_seconds: float = 5.0,
-        settle_seconds: float = 2.0,
-        orphan_seconds: float = 600.0,
+        poll_seconds: float | None = None,
+        settle_seconds: float | None = None,
+        orphan_seconds: float | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
-        download_seconds: float = 600.0,
+        download_seconds: float | None = None,
         max_files_per_tick: int = 100,
         official_run_kind: RunKind | str = RunKind.OFFICIAL_INGESTION,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.scheduler_id = scheduler_id
-        self.poll_seconds = poll_seconds
+        # Unset tunables come from the settings (CSVBOARD_SCHEDULER_POLL_SECONDS, ...).
+        self.poll_seconds = _or(poll_seconds, settings.scheduler_poll_seconds)
         self.leadership: Leadership
         if engine.dialect.name == "postgresql":
             self.leadership = AdvisoryLockLeadership(engine, scheduler_id)
@@ -225,8 +99,8 @@ class Scheduler:
         self.folders = FolderSource(
             engine,
             settings,
-            settle_seconds=settle_seconds,
-            orphan_seconds=orphan_seconds,
+            settle_seconds=_or(settle_seconds, settings.folder_settle_seconds),
+            orphan_seconds=_or(orphan_seconds, settings.folder_orphan_seconds),
             max_files_per_tick=max_files_per_tick,
             official_run_kind=official_run_kind,
         )
@@ -235,7 +109,7 @@ class Scheduler:
             settings,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            download_seconds=download_seconds,
+            download_seconds=_or(download_seconds, settings.url_download_timeout_seconds),
             official_run_kind=official_run_kind,
         )
         self.mail = MailPoller(
@@ -429,10 +303,6 @@ def scheduler_id_default() -> str:
 
 
 __all__ = [
-    "ADVISORY_LOCK_KEY",
-    "AdvisoryLockLeadership",
-    "FileLockLeadership",
-    "Leadership",
     "Scheduler",
     "SchedulerThread",
     "TickReport",

@@ -163,8 +163,10 @@ class Worker:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        self.poll_seconds = poll_seconds or settings.worker_poll_seconds
-        self.reap_every_seconds = reap_every_seconds or settings.reaper_interval_seconds
+        self.poll_seconds = settings.worker_poll_seconds if poll_seconds is None else poll_seconds
+        self.reap_every_seconds = (
+            settings.reaper_interval_seconds if reap_every_seconds is None else reap_every_seconds
+        )
         self.stopping = threading.Event()  # stop claiming
         self.abort = threading.Event()  # fail the current run at its next batch
         self._wake = threading.Event()
