@@ -9,5 +9,6 @@ tables, the in-file duplicate fold) → ``merge`` (the set-based statements) und
 
 What the rest of csvboard uses: ``runner.execute_run``, ``ledger.begin_execution`` and
 ``ledger.RunOutcome`` (the worker, the CLI), ``errors.RunError`` (HTTP problems, the CLI);
-``failpoints`` is for the crash tests.
+``failpoints`` is for the crash tests. The other modules are private to the package; an
+import-linter contract keeps them so.
 """
