@@ -12,12 +12,13 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, String, Uuid, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from csvboard.clock import utcnow
 from csvboard.db.base import NOW, Base, UTCDateTime
 from csvboard.errors import Conflict, NotFound
 
@@ -81,7 +82,7 @@ def create_token(session: Session, name: str, role: Role) -> str:
             name=name,
             role=role.value,
             token_hash=hash_token(token),
-            created_at=datetime.now(UTC),
+            created_at=utcnow(),
         )
     )
     session.flush()
@@ -92,7 +93,7 @@ def revoke_token(session: Session, name: str) -> None:
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
+        .values(revoked_at=utcnow())
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("TOKEN_NOT_FOUND", f"no active token named {name!r}")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db import upsert
 from csvboard.db.engine import write_session
@@ -142,7 +142,7 @@ def replace(
             "UNKNOWN_SEIBAN",
             "no step of this schedule has 製番 " + ", ".join(unknown[:10]),
         )
-    now = datetime.now(UTC)
+    now = utcnow()
     actor_name = actor(by)
     if expected == 0:
         # The first edit creates the row; of two concurrent first edits one inserts nothing.
