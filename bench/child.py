@@ -173,7 +173,7 @@ def op_parse_columnar(args: dict[str, Any]) -> Result:
     from csvboard.dashboards.presets import production_schedule_schema
     from csvboard.ingest.batches import validated_blocks
     from csvboard.ingest.decode import detect_encoding
-    from csvboard.ingest.stage import _sqlite_ts
+    from csvboard.ingest.stage import sqlite_timestamp
     from csvboard.ingest.validate import DEFAULT_TZ
     from csvboard.settings import Settings
 
@@ -182,7 +182,7 @@ def op_parse_columnar(args: dict[str, Any]) -> Result:
     t0 = time.perf_counter()
     codec = detect_encoding(path, "auto")
     blocks = validated_blocks(
-        path, codec, schema, file_name=path.name, tz=DEFAULT_TZ, instant=_sqlite_ts,
+        path, codec, schema, file_name=path.name, tz=DEFAULT_TZ, instant=sqlite_timestamp,
         rows=Settings().ingest_batch_rows,
     )  # fmt: skip
     valid = sum(len(block.lines) for block in blocks)

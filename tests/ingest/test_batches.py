@@ -28,7 +28,7 @@ from csvboard.ingest.parse import (
     map_header,
     max_field_chars_for,
 )
-from csvboard.ingest.stage import _sqlite_ts, _version_json
+from csvboard.ingest.stage import _version_json, sqlite_timestamp
 from csvboard.ingest.validate import (
     AppearanceValidator,
     RowValidator,
@@ -49,7 +49,7 @@ def _valid(row: ValidRow) -> tuple[Any, ...]:
     versions = [None if v is None else str(v) for v in row.version]
     return (
         "valid", row.line, row.row_key, compact_json(row.row_data), row.data_hash,
-        _version_json(row.version), versions, _sqlite_ts(row.occurred_at), row.completion,
+        _version_json(row.version), versions, sqlite_timestamp(row.occurred_at), row.completion,
     )  # fmt: skip
 
 
@@ -78,7 +78,7 @@ def columnar_path(path: Path, codec: str, rows: int) -> list[tuple[Any, ...]]:
         if not isinstance(item, Block):
             assert isinstance(item, Record)
             header = map_header(item, SCHEMA, path.name)
-            validator = ColumnarValidator(RowValidator(SCHEMA, header, TOKYO), _sqlite_ts)
+            validator = ColumnarValidator(RowValidator(SCHEMA, header, TOKYO), sqlite_timestamp)
             continue
         assert validator is not None
         block = validator.validate(item)

@@ -19,8 +19,8 @@ from csvboard.ingest.parse import (
     STATUS_KEY,
     Record,
     RecordError,
-    _line_ends_in_quotes,
     iter_records,
+    line_ends_in_quotes,
     map_appearance_header,
     map_header,
     max_field_chars_for,
@@ -140,16 +140,16 @@ def test_text_after_closing_quote_is_row_shape_and_parsing_continues() -> None:
 
 
 def test_line_ends_in_quotes_scanner() -> None:
-    assert _line_ends_in_quotes('a,"b\n', False)
-    assert not _line_ends_in_quotes('a,"b"\n', False)
-    assert not _line_ends_in_quotes('a,b"c\n', False)  # a quote mid-value is literal
-    assert _line_ends_in_quotes('a,b"c,"\n', False)
-    assert _line_ends_in_quotes('x""y\n', True)  # escaped quote, still inside
-    assert not _line_ends_in_quotes('x"\n', True)
-    assert not _line_ends_in_quotes('x" junk\n', True)
-    assert _line_ends_in_quotes('x","\n', True)
-    assert _line_ends_in_quotes("\n", True)
-    assert not _line_ends_in_quotes("", False)
+    assert line_ends_in_quotes('a,"b\n', False)
+    assert not line_ends_in_quotes('a,"b"\n', False)
+    assert not line_ends_in_quotes('a,b"c\n', False)  # a quote mid-value is literal
+    assert line_ends_in_quotes('a,b"c,"\n', False)
+    assert line_ends_in_quotes('x""y\n', True)  # escaped quote, still inside
+    assert not line_ends_in_quotes('x"\n', True)
+    assert not line_ends_in_quotes('x" junk\n', True)
+    assert line_ends_in_quotes('x","\n', True)
+    assert line_ends_in_quotes("\n", True)
+    assert not line_ends_in_quotes("", False)
 
 
 def test_header_only_and_empty() -> None:

@@ -136,3 +136,22 @@ def test_an_unsettled_file_is_left_and_a_rolled_back_claim_put_back(api: Api, fo
         assert claims.take(feed) is not None
     assert (folder / "half.csv").exists()
     assert list(FolderLayout(folder).processing.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_is_a_clear_conflict(
+    api: Api, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming renames inside the folder; when the folder refuses (as root, permissions would
+    not, so the rename's refusal is simulated), the start is a 409 naming it and nothing is
+    created."""
+    write(folder / "export.csv", CONTENT, age=10)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr("csvboard.feeds.folder_runs.claim_oldest", refuse)
+    refused = api.post(RUNS, json=START, headers={"Idempotency-Key": "ro"})
+    assert refused.status_code == 409 and refused.json()["code"] == "FOLDER_NOT_WRITABLE"
+    assert str(folder) in refused.json()["detail"]
+    assert api.get(RUNS).json()["items"] == []
+    assert (folder / "export.csv").read_bytes() == CONTENT

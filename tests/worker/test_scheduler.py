@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import make_engine
+from csvboard.feeds import state as cron_state
 from csvboard.feeds.folder import FolderLayout, claim, waiting_files
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.models import IngestionRun, IngestionRunSource
@@ -238,9 +239,9 @@ def test_a_cron_slot_is_taken_once(
     )  # fmt: skip
     a, b = new_scheduler("a"), new_scheduler("b")
     t0 = jst(2026, 5, 1, 10, 0, 30)
-    a._arm(feed_id, t0)
-    assert a._take_slot(feed_id, t0, t0 + timedelta(minutes=1)) is True
-    assert b._take_slot(feed_id, t0, t0 + timedelta(minutes=1)) is False
+    cron_state.arm(a.engine, feed_id, t0)
+    assert cron_state.take_slot(a.engine, feed_id, t0, t0 + timedelta(minutes=1)) is True
+    assert cron_state.take_slot(b.engine, feed_id, t0, t0 + timedelta(minutes=1)) is False
 
 
 def test_an_invalid_schedule_is_reported_on_the_feed(

@@ -48,7 +48,7 @@ class LedgerCollector(Collector):
                 select(CsvDashboard.slug, func.max(IngestionRun.finished_at))
                 .join(IngestionRunSource, IngestionRunSource.csv_dashboard_id == CsvDashboard.id)
                 .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
-                .where(IngestionRun.status.in_(["succeeded", "partial"]))
+                .where(IngestionRun.status.in_([RunStatus.SUCCEEDED, RunStatus.PARTIAL]))
                 .group_by(CsvDashboard.slug)
             ).all()
         for slug, at in finished:

@@ -30,7 +30,7 @@ from csvboard.cli._common import (
     err,
     out,
 )
-from csvboard.runs.vocabulary import RunKind
+from csvboard.runs.vocabulary import RunKind, RunStatus
 from csvboard.settings import Settings
 
 runs_app = typer.Typer(help="The run ledger.", no_args_is_help=True)
@@ -74,11 +74,17 @@ def _run_document(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
     return ledger_dict(session, get_run(session, run_id))
 
 
-def _print_run(doc: dict[str, Any]) -> None:
+_COLOURS = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.PARTIAL: "yellow",
+    RunStatus.FAILED: "red",
+    RunStatus.CANCELLED: "red",
+}
+
+
+def print_run(doc: dict[str, Any]) -> None:
     status = doc["status"]
-    colour = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "red"}.get(
-        status, "cyan"
-    )
+    colour = _COLOURS.get(status, "cyan")
     table = Table(show_header=False, box=None)
     table.add_column(style="dim")
     table.add_column()
@@ -98,8 +104,8 @@ def _print_run(doc: dict[str, Any]) -> None:
     out.print(table)
 
 
-def _exit_for(status: str) -> None:
-    if status in ("failed", "cancelled"):
+def exit_for(status: str) -> None:
+    if status in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise typer.Exit(1)
 
 
@@ -118,17 +124,17 @@ def ingest(
         _fail(f"{file}: no such file")
     engine = _engine(settings)
     stored = store_file(settings.data_dir, file)
-    doc = _ingest_stored(
+    doc = ingest_stored(
         engine, settings, dashboard, stored, kind.value, f"{file.name} → {dashboard}"
     )
     if as_json:
         _print_json(doc)
     else:
-        _print_run(doc)
-    _exit_for(doc["status"])
+        print_run(doc)
+    exit_for(doc["status"])
 
 
-def _ingest_stored(
+def ingest_stored(
     engine: Engine, settings: Settings, slug: str, stored: Any, kind: str, label: str
 ) -> dict[str, Any]:
     """Queue a run of a stored file, execute it here with a progress bar, return its ledger."""
@@ -197,7 +203,7 @@ def runs_show(
     if as_json:
         _print_json(doc)
         return
-    _print_run(doc)
+    print_run(doc)
     for source in doc["sources"]:
         out.print(
             f"source: {source['file_name']} ({source['role']}, {source['size_bytes'] or 0:,} bytes,"
@@ -248,9 +254,9 @@ def runs_retry(
     if as_json:
         _print_json(doc)
     else:
-        _print_run(doc)
+        print_run(doc)
     if not queue_only:
-        _exit_for(doc["status"])
+        exit_for(doc["status"])
 
 
 @runs_app.command("cancel")
@@ -266,7 +272,7 @@ def runs_cancel(run_id: str, as_json: JsonFlag = False) -> None:
         doc = _run_document(session, rid)
     if as_json:
         _print_json(doc)
-    elif status.value == "cancelled":
+    elif status is RunStatus.CANCELLED:
         out.print(f"run {run_id} cancelled")
     else:
         out.print(f"run {run_id} is running; it will stop before it commits")

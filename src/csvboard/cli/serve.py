@@ -18,7 +18,8 @@ from csvboard.cli._common import (
     err,
     out,
 )
-from csvboard.cli.runs import _exit_for, _ingest_stored, _print_run
+from csvboard.cli.runs import exit_for, ingest_stored, print_run
+from csvboard.runs.vocabulary import RunKind
 from csvboard.settings import Settings
 
 DEMO_SLUG = "production-schedule"
@@ -50,15 +51,20 @@ def demo(
     export_dir.mkdir(parents=True, exist_ok=True)
     export = write_schedule_csv(export_dir / "生産日程_export.csv", steps, seed=seed)
     stored = store_file(settings.data_dir, export)
-    doc = _ingest_stored(
-        engine, settings, board.slug, stored, "official_ingestion", f"demo export → {DEMO_SLUG}"
+    doc = ingest_stored(
+        engine,
+        settings,
+        board.slug,
+        stored,
+        RunKind.OFFICIAL_INGESTION.value,
+        f"demo export → {DEMO_SLUG}",
     )
     if as_json:
         _print_json(doc)
     else:
-        _print_run(doc)
+        print_run(doc)
         err.print(f"try: csvboard schedule rows --dashboard {DEMO_SLUG} --limit 20")
-    _exit_for(doc["status"])
+    exit_for(doc["status"])
 
 
 @app.command("serve")

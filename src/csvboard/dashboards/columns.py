@@ -12,11 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from csvboard.dashboards.vocabulary import DashboardKind, IngestMode
+from csvboard.dashboards.vocabulary import IngestMode
 
 ColumnType = Literal["text", "int", "decimal", "date", "datetime"]
 Encoding = Literal["auto", "utf-8", "cp932"]
-PRODUCTION_SCHEDULE = DashboardKind.PRODUCTION_SCHEDULE
 # row_data.progress of an effectively completed step (docs/contract.md §2.2).
 COMPLETED_MARK = "完了"
 

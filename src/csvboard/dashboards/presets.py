@@ -17,8 +17,6 @@ MACHINE_PART_PREFIXES: tuple[str, ...] = ("MH", "SH")
 # without seconds, or a bare date; ISO-8601 is accepted in addition by the validator.
 ERP_DATETIME_FORMATS: tuple[str, ...] = ("%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 
-SEIBAN_UNASSIGNED = "********"  # 製番 not yet assigned
-
 
 def production_schedule_schema() -> DashboardSchema:
     """Column definitions, key and version of the production-schedule dashboard."""

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from csvboard.dashboards.columns import (
     COMPLETED_MARK,
-    PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
     Encoding,
@@ -207,7 +206,7 @@ class DashboardRowPage(BaseModel):
 
 
 def dashboard_out(dashboard: CsvDashboard, counts: list[int]) -> DashboardOut:
-    is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
+    is_schedule = dashboard.kind == DashboardKind.PRODUCTION_SCHEDULE
     return DashboardOut.model_validate(
         {
             "id": dashboard.id,

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from csvboard.clock import utcnow
 from csvboard.dashboards import kinds
 from csvboard.dashboards.columns import (
-    PRODUCTION_SCHEDULE,
     AppearanceMapping,
     ColumnDef,
     DashboardSchema,
@@ -81,7 +80,7 @@ def create_dashboard(
         )
 
         schema = production_schedule_schema()
-        kind = PRODUCTION_SCHEDULE
+        kind = DashboardKind.PRODUCTION_SCHEDULE
         options["processing_types"] = list(DEFAULT_PROCESSING_TYPES)
         status_mapping = AppearanceMapping(
             key_columns={c: c for c in schema.key_columns}, status_column="status"
@@ -294,7 +293,7 @@ def update_dashboard(
     if new_processing_types is not None:
         types = normalised_processing_types(new_processing_types)
     dashboard = get_dashboard(session, slug)
-    is_schedule = dashboard.kind == PRODUCTION_SCHEDULE
+    is_schedule = dashboard.kind == DashboardKind.PRODUCTION_SCHEDULE
     changed = False
     current = schema_of(dashboard)
     shape = {

@@ -2,7 +2,7 @@
 
 A folder feed's files are taken by the scheduler's leader on its ticks
 (:class:`csvboard.feeds.folder_runs.FolderSource`) and by a start request naming the feed
-(:func:`csvboard.feeds.folder_runs.claim_for_request`); both take a file through
+(:class:`csvboard.feeds.folder_runs.RequestClaims`); both take a file through
 :func:`claim` here, so a file is taken once whoever asks and however many processes ask.
 
 **Life cycle** (all inside the watched folder, so every rename stays on one file system and is

@@ -6,7 +6,8 @@ Two callers take files, both through the one claim of ``feeds/folder.py``:
   waiting file (up to a limit), a scheduled one its oldest when its time comes; and after the
   feeds, :meth:`FolderSource.settle` moves each processing file on once its run has ended;
 - a start request naming a folder feed (``POST /api/v1/ops/ingestion/runs`` with JSON),
-  through :class:`RequestClaims` around the request's transaction (``feeds/runs.py``).
+  through :class:`RequestClaims` around the request's transaction (``runs/start_api.py``,
+  which starts the run with ``feeds/start.py``).
 
 Either way the file is named after its run before the run commits and goes back to the folder
 if the run does not commit, so the scheduler settles both alike and neither re-takes the
@@ -25,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from csvboard.dashboards.models import CsvDashboardFeed
 from csvboard.db.engine import read_session, write_session
-from csvboard.errors import CsvboardError
+from csvboard.errors import Conflict, CsvboardError
 from csvboard.feeds.folder import (
     ClaimedFile,
     FolderLayout,
@@ -269,9 +270,14 @@ class RequestClaims:
         """Claim and store the oldest waiting file of a folder feed; None when none waits."""
         try:
             layout = layout_of(feed.location)
+            claimed = claim_oldest(layout, settle_seconds=self.settle_seconds)
         except FileNotFoundError:
             return None
-        claimed = claim_oldest(layout, settle_seconds=self.settle_seconds)
+        except PermissionError as exc:
+            # Taking a file renames it inside the folder, as the scheduler does.
+            raise Conflict(
+                "FOLDER_NOT_WRITABLE", f"feed {feed.name}: cannot claim a file there: {exc}"
+            ) from None
         if claimed is None:
             return None
         self._claims.append((layout, claimed))  # from here on, __exit__ gives it back

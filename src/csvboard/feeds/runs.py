@@ -28,14 +28,15 @@ def queue_feed_run(
     ``official_run_kind`` (a mail feed's options may name one, the scheduler's setting
     otherwise). ``message_id`` records the mail a file came from.
     """
+    # create_run checks the kind: a wrong one is a CsvboardError the sources report.
     if feed.role == TargetType.APPEARANCE:
-        run_kind = RunKind.APPEARANCE_SUPPLEMENT
+        run_kind = RunKind.APPEARANCE_SUPPLEMENT.value
     else:
-        run_kind = RunKind(official_run_kind)
+        run_kind = str(official_run_kind)
     return create_run(
         session,
         dashboard=dashboard,
-        run_kind=run_kind.value,
+        run_kind=run_kind,
         target_types=[feed.role],
         sources=[NewSource(feed=feed, stored=stored, message_id=message_id)],
         mode=RunMode.SCHEDULED.value,

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from csvboard.clock import utcnow
 from csvboard.dashboards.columns import AppearanceMapping
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.dashboards.vocabulary import FeedSource, TargetType
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 from csvboard.feeds.cron import validate_cron
 from csvboard.feeds.imap_options import MailConfigError, parse_options
 from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.runs.vocabulary import RunKind
 
 FeedWithState = tuple[CsvDashboardFeed, CsvDashboardFeedState | None]
 
@@ -38,13 +40,17 @@ def check_feed(
     options). An imap feed's location is derived from its options (``imap://user@host/…``)."""
     if location is not None:
         location = location.strip() or None
-    if source == "imap":
+    if source == FeedSource.IMAP:
         try:
             imap = parse_options(options)
         except MailConfigError as exc:
             raise InvalidRequest("INVALID_OPTIONS", str(exc)) from None
         if imap.run_kind is not None:
-            expected = "appearance" if imap.run_kind == "appearance_supplement" else "official"
+            expected = (
+                TargetType.APPEARANCE
+                if imap.run_kind == RunKind.APPEARANCE_SUPPLEMENT
+                else TargetType.OFFICIAL
+            )
             if role != expected:
                 raise InvalidRequest(
                     "INVALID_OPTIONS", f"run_kind {imap.run_kind} does not fit a {role} feed"
@@ -53,7 +59,7 @@ def check_feed(
         options = imap.model_dump(mode="json", exclude_none=True)
     elif options is not None:
         raise InvalidRequest("INVALID_OPTIONS", f"a {source} feed has no options; remove them")
-    if source == "upload":
+    if source == FeedSource.UPLOAD:
         if location is not None:
             raise InvalidRequest("INVALID_LOCATION", "an upload feed has no location")
         if schedule is not None:
@@ -64,15 +70,19 @@ def check_feed(
         raise InvalidRequest(
             "LOCATION_REQUIRED", f"a {source} feed needs a location (a folder path or a URL)"
         )
-    if source == "url" and location is not None and not re.match(r"(?i)https?://\S+$", location):
+    if (
+        source == FeedSource.URL
+        and location is not None
+        and not re.match(r"(?i)https?://\S+$", location)
+    ):
         raise InvalidRequest("INVALID_LOCATION", f"{location!r} is not an http(s) URL")
     if schedule is not None:
         schedule = validate_cron(schedule)
-    if role == "official" and mapping is not None:
+    if role == TargetType.OFFICIAL and mapping is not None:
         raise InvalidRequest(
             "INVALID_MAPPING", "only appearance feeds have a column mapping; remove it"
         )
-    if role == "appearance":
+    if role == TargetType.APPEARANCE:
         if mapping is None:
             raise InvalidRequest(
                 "MAPPING_REQUIRED",

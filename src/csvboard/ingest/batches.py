@@ -1,7 +1,7 @@
 """Validate a block of a file column by column: each distinct value checked once.
 
 The rules are ``validate.RowValidator``'s, applied by the same code: every distinct raw value
-of a column in the block goes through that column's own check (``checks._Column.check``) once —
+of a column in the block goes through that column's own check (``checks.ColumnCheck.check``) once —
 resource codes, names, hours and timestamps repeat on most rows of a schedule, so most
 columns of a block have few distinct values (the nearly unique ones — ProductNo, 製番, 品番 —
 still cost a check per row). The results are spread back over the rows with Arrow's
@@ -33,8 +33,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvboard.dashboards.columns import AppearanceMapping, DashboardSchema
-from csvboard.ingest.blocks import Block, BlockReader, _column
-from csvboard.ingest.columnar import _array, _Checked, _hashes, _join, _object
+from csvboard.ingest.blocks import Block, BlockReader, block_column
+from csvboard.ingest.columnar import (
+    CheckedColumn,
+    concatenated,
+    json_arrays,
+    json_objects,
+    row_hashes,
+)
 from csvboard.ingest.errors import RunError
 from csvboard.ingest.parse import (
     Record,
@@ -108,7 +114,7 @@ class _BlockValidator:
         out.rows = slow
         return out
 
-    def _failed(self, block: Block, checked: list[_Checked], slow: list[OneRow]) -> np.ndarray:
+    def _failed(self, block: Block, checked: list[CheckedColumn], slow: list[OneRow]) -> np.ndarray:
         """Rows with a value that fails its column's check, validated one by one into ``slow``;
         returns which rows they are."""
         table = block.table
@@ -149,18 +155,18 @@ class ColumnarValidator(_BlockValidator):
     def _columns(self, block: Block, out: ValidatedBlock, slow: list[OneRow]) -> None:
         v, table = self.v, block.table
         assert table is not None
-        checked = [_Checked(_column(table, c.position), c) for c in v._columns]
+        checked = [CheckedColumn(block_column(table, c.position), c) for c in v._columns]
         failed = self._failed(block, checked, slow)
         if failed.all():
             return
-        extras = [_Checked(_column(table, index), None) for _, index in v._extras]
+        extras = [CheckedColumn(block_column(table, index), None) for _, index in v._extras]
         keep = pa.array(~failed)
         n_rows = len(failed) - int(failed.sum())
         data = [checked[i] for _, i in v._data_slots] + extras
         # Each column's JSON once: the key reuses the stored JSON's pieces.
         json_of = {id(c): c.json(keep) for c in data}
         pieces = [json_of[id(c)] for c in data]
-        row_data = _object(self._names, pieces, n_rows)
+        row_data = json_objects(self._names, pieces, n_rows)
         if self._completion_slot is None:
             completion = None
             completion_json: pa.Array | str = "null"
@@ -194,10 +200,10 @@ class ColumnarValidator(_BlockValidator):
             for slot in self._occurred_slots
         ]
         out.lines = block.lines[~failed]
-        out.row_key = _array(key_pieces, n_rows)
+        out.row_key = json_arrays(key_pieces, n_rows)
         out.row_data = row_data.to_pylist()
-        out.data_hash = _hashes(self._names, self._sorted, pieces, completion_json, n_rows)
-        out.vjson = _join(vjson, "]", n_rows).to_pylist()
+        out.data_hash = row_hashes(self._names, self._sorted, pieces, completion_json, n_rows)
+        out.vjson = concatenated(vjson, "]", n_rows).to_pylist()
         out.versions = [
             [None] * n_rows if version is None else version.to_pylist() for version in versions
         ]
@@ -227,26 +233,28 @@ class AppearanceColumns(_BlockValidator):
     def _columns(self, block: Block, out: ValidatedBlock, slow: list[OneRow]) -> None:
         v, table = self.v, block.table
         assert table is not None
-        keys = [_Checked(_column(table, c.position), c) for c in v._key_columns]
+        keys = [CheckedColumn(block_column(table, c.position), c) for c in v._key_columns]
         failed = self._failed(block, keys, slow)
         if failed.all():
             return
         keep = pa.array(~failed)
         n_rows = len(failed) - int(failed.sum())
-        pieces = [_Checked(_column(table, index), None).json(keep) for _, index in v._extras]
+        pieces = [
+            CheckedColumn(block_column(table, index), None).json(keep) for _, index in v._extras
+        ]
         if v._status is None:
             completion = None
             completion_json: pa.Array | str = "null"
         else:
-            status = _Checked(_column(table, v._status), None)
+            status = CheckedColumn(block_column(table, v._status), None)
             done = [code.upper() in v._completed for code in status.stored]
             completion = pa.array(done, pa.bool_()).take(status.indices.filter(keep))
             completion_json = pc.if_else(completion, "true", "false")
         n = n_rows
         out.lines = block.lines[~failed]
-        out.row_key = _array([k.json(keep) for k in keys], n)
-        out.row_data = _object(self._names, pieces, n).to_pylist()
-        out.data_hash = _hashes(self._names, self._sorted, pieces, completion_json, n)
+        out.row_key = json_arrays([k.json(keep) for k in keys], n)
+        out.row_data = json_objects(self._names, pieces, n).to_pylist()
+        out.data_hash = row_hashes(self._names, self._sorted, pieces, completion_json, n)
         out.vjson = [None] * n
         out.occurred_at = [None] * n
         out.completion = [None] * n if completion is None else completion.to_pylist()

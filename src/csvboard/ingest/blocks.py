@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from csvboard.ingest.errors import RunError
-from csvboard.ingest.parse import Record, RecordError, _line_ends_in_quotes, iter_records
+from csvboard.ingest.parse import Record, RecordError, iter_records, line_ends_in_quotes
 
 # A line longer than this is never parsed by Arrow (the exact parser owns FIELD_TOO_LARGE).
 FAST_LINE_BYTES = 1 << 20
@@ -280,7 +280,7 @@ class BlockReader:
     def _ends_in_quotes(self, raw: bytes, in_quotes: bool) -> bool:
         """Whether ``raw`` (whole lines) ends inside a quoted value, starting ``in_quotes``."""
         for line in io.StringIO(self._decode(raw, 0), newline=""):
-            in_quotes = _line_ends_in_quotes(line, in_quotes)
+            in_quotes = line_ends_in_quotes(line, in_quotes)
         return in_quotes
 
     def _exact_rest(
@@ -315,7 +315,7 @@ def _breaks(raw: bytes) -> int:
     return raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
 
 
-def _column(table: pa.Table, index: int) -> pa.Array:
+def block_column(table: pa.Table, index: int) -> pa.Array:
     """Column ``index`` as one array (the table is combined: one chunk a column)."""
     column = table.column(index)
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
@@ -323,7 +323,7 @@ def _column(table: pa.Table, index: int) -> pa.Array:
 
 def _blank_rows(table: pa.Table) -> np.ndarray | None:
     """Rows whose cells are all white space (as ``str.strip`` sees it), or ``None``."""
-    first = _column(table, 0).dictionary_encode()
+    first = block_column(table, 0).dictionary_encode()
     blank_values = [not v.strip() for v in first.dictionary.to_pylist()]
     if not any(blank_values):
         return None

@@ -1,8 +1,8 @@
 """One column's checks, compiled once per file: a raw cell to what is stored, or why not.
 
-``_Column.check(raw)`` trims and (for keys and non-text columns) NFKC-normalises a value, then
+``ColumnCheck.check(raw)`` trims and (for keys and non-text columns) NFKC-normalises a value, then
 checks it for required, length, pattern and type, and returns the value to store, its number
-(int/decimal; epoch seconds for date/datetime) and its UTC instant, or raises ``_Invalid``
+(int/decimal; epoch seconds for date/datetime) and its UTC instant, or raises ``InvalidValue``
 (a reason code and what is wrong). The row validators (``validate.RowValidator``,
 ``validate.AppearanceValidator``) and the column-wise validators (``batches``) run the same
 checks, so a value is judged the same on either path.
@@ -35,7 +35,7 @@ ReasonCode = Literal[
 ]
 
 
-def _show(value: str) -> str:
+def shown(value: str) -> str:
     """A value for a message: short and repr-escaped (NULs, newlines stay visible)."""
     if len(value) > _SHOW_CHARS:
         value = value[: _SHOW_CHARS - 1] + "…"
@@ -69,7 +69,7 @@ def _format_hint(formats: Sequence[str]) -> str:
     return ", ".join([*shown, "ISO-8601"])
 
 
-class _Invalid(Exception):
+class InvalidValue(Exception):
     """A cell failed a check (control flow only on the rejection path)."""
 
     def __init__(self, code: ReasonCode, detail: str) -> None:
@@ -81,12 +81,12 @@ class _Invalid(Exception):
 Checked = tuple[str, Decimal | None, datetime | None]
 
 
-class _Column:
+class ColumnCheck:
     """Precompiled checks for one column present in the file.
 
     ``check(raw)`` returns ``(stored, number, instant)``: the value to store, its numeric
     value (int/decimal; epoch seconds for date/datetime) and its UTC instant (date/datetime),
-    or raises ``_Invalid``.
+    or raises ``InvalidValue``.
     """
 
     __slots__ = (
@@ -159,31 +159,31 @@ class _Column:
             value = unicodedata.normalize("NFKC", value).strip()
         if not value:
             if self.required:
-                raise _Invalid("REQUIRED", "a value is required")
+                raise InvalidValue("REQUIRED", "a value is required")
             return "", None, None
         if len(value) > self.max_length:
-            raise _Invalid(
+            raise InvalidValue(
                 "LENGTH",
                 f"{len(value):,} characters, at most {self.max_length:,} allowed",
             )
         if self.pattern is not None and self.pattern.fullmatch(value) is None:
-            raise _Invalid("PATTERN", f"{_show(raw.strip())} {self.pattern_message}")
+            raise InvalidValue("PATTERN", f"{shown(raw.strip())} {self.pattern_message}")
         kind = self.kind
         if kind == "text":
             return value, None, None
         if kind == "int":
             if not (value.isascii() and value.isdigit()) and _INT_RE.fullmatch(value) is None:
-                raise _Invalid("TYPE", f"{_show(raw.strip())} is not a whole number")
+                raise InvalidValue("TYPE", f"{shown(raw.strip())} is not a whole number")
             try:
                 number = int(value)
             except ValueError:  # over sys.int_info.str_digits_check_threshold digits
-                raise _Invalid("TYPE", f"{_show(raw.strip())} is not a whole number") from None
+                raise InvalidValue("TYPE", f"{shown(raw.strip())} is not a whole number") from None
             return (str(number) if self.is_key else value), Decimal(number), None
         if kind == "decimal":
             if _DECIMAL_RE.fullmatch(value) is None:
-                raise _Invalid(
+                raise InvalidValue(
                     "TYPE",
-                    f"{_show(raw.strip())} is not a number "
+                    f"{shown(raw.strip())} is not a number "
                     "(digits with an optional . and no thousands separators)",
                 )
             dec = Decimal(value)
@@ -198,8 +198,8 @@ class _Column:
             cache[value] = parsed
         if parsed is None:
             what = "date" if self._date_only else "date and time"
-            raise _Invalid(
-                "TYPE", f"{_show(raw.strip())} is not a valid {what} (expected {self._hint})"
+            raise InvalidValue(
+                "TYPE", f"{shown(raw.strip())} is not a valid {what} (expected {self._hint})"
             )
         instant, epoch, canonical = parsed
         return (canonical if self.is_key else value), epoch, instant

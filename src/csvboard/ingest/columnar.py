@@ -1,10 +1,11 @@
 """Arrow pieces of the column-wise validators (``batches``): checked columns and joined JSON.
 
-``_Checked`` is one column of a block checked once per distinct value (``checks._Column``)
-and spread back over the rows with Arrow's ``take``. ``_object``, ``_array`` and ``_hashes``
-build, element-wise over a block's rows, the compact JSON the row path builds one row at a
-time (``validate.compact_json``, ``validate.canonical_key``, ``validate.row_hash``) from
-per-value JSON pieces; ``_join`` concatenates the pieces.
+``CheckedColumn`` is one column of a block checked once per distinct value
+(``checks.ColumnCheck``) and spread back over the rows with Arrow's ``take``.
+``json_objects``, ``json_arrays`` and ``row_hashes`` build, element-wise over a block's rows,
+the compact JSON the row path builds one row at a time (``validate.compact_json``,
+``validate.canonical_key``, ``validate.row_hash``) from per-value JSON pieces;
+``concatenated`` joins the pieces.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvboard.ingest.checks import _Column, _Invalid
+from csvboard.ingest.checks import ColumnCheck, InvalidValue
 
 _sha256 = hashlib.sha256
 
@@ -26,10 +27,10 @@ def _json(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-class _Checked:
+class CheckedColumn:
     """One column of a block, checked per distinct value and spread back over the rows."""
 
-    def __init__(self, array: pa.Array, col: _Column | None) -> None:
+    def __init__(self, array: pa.Array, col: ColumnCheck | None) -> None:
         encoded = array.dictionary_encode()
         self.indices = encoded.indices
         values: list[str] = encoded.dictionary.to_pylist()
@@ -45,7 +46,7 @@ class _Checked:
                 continue
             try:
                 stored, number, instant = col.check(raw)
-            except _Invalid:
+            except InvalidValue:
                 self.ok[i] = False
                 stored, number, instant = "", None, None
             self.stored.append(stored)
@@ -65,24 +66,24 @@ class _Checked:
         return self.spread([_json(s) for s in self.stored], keep)
 
 
-def _object(names: list[str], pieces: list[pa.Array], rows: int) -> pa.Array:
+def json_objects(names: list[str], pieces: list[pa.Array], rows: int) -> pa.Array:
     """Compact JSON objects ``{name: piece, ...}`` (``pieces``: JSON values), ``rows`` long."""
     parts: list[pa.Array | str] = ["{"]
     for n, (name, piece) in enumerate(zip(names, pieces, strict=True)):
         parts += [("" if n == 0 else ",") + _json(name) + ":", piece]
-    return _join(parts, "}", rows)
+    return concatenated(parts, "}", rows)
 
 
-def _array(pieces: list[pa.Array | str], rows: int) -> list[str]:
+def json_arrays(pieces: list[pa.Array | str], rows: int) -> list[str]:
     """Compact JSON arrays of the JSON values ``pieces`` (``validate.canonical_key``)."""
     parts: list[pa.Array | str] = ["["]
     for n, piece in enumerate(pieces):
         parts += ["" if n == 0 else ",", piece]
-    keys: list[str] = _join(parts, "]", rows).to_pylist()
+    keys: list[str] = concatenated(parts, "]", rows).to_pylist()
     return keys
 
 
-def _hashes(
+def row_hashes(
     names: list[str],
     order: list[int],
     pieces: list[pa.Array],
@@ -94,11 +95,11 @@ def _hashes(
     for n, i in enumerate(order):
         parts += [("" if n == 0 else ",") + _json(names[i]) + ":", pieces[i]]
     parts += ["},", completion]
-    joined = _join(parts, "]", rows)
+    joined = concatenated(parts, "]", rows)
     return [_sha256(b).hexdigest() for b in joined.cast(pa.binary()).to_pylist()]
 
 
-def _join(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:
+def concatenated(parts: list[pa.Array | str], tail: str, rows: int) -> pa.Array:
     """Element-wise concatenation of columns and literal strings (``tail`` last), ``rows`` long
     (all literals — a dashboard without key columns — make one value for every row)."""
     joined = pc.binary_join_element_wise(*parts, tail, "")

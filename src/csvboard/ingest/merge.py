@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from csvboard.ingest.apply import lock_dashboard
-from csvboard.ingest.stage import Stage, _sqlite_ts
+from csvboard.ingest.stage import Stage, sqlite_timestamp
 
 
 # A new row's id, made by the database where the row is inserted (not a uuid4() per staged
@@ -78,7 +78,7 @@ class Merge:
         return value if self.is_pg else value.hex
 
     def _params(self, **extra: Any) -> dict[str, Any]:
-        now: Any = self.ctx.now if self.is_pg else _sqlite_ts(self.ctx.now)
+        now: Any = self.ctx.now if self.is_pg else sqlite_timestamp(self.ctx.now)
         return {
             "run": self._uid(self.ctx.run_id),
             "dash": self._uid(self.ctx.dashboard_id),

@@ -80,7 +80,7 @@ class _LineTooLong(Exception):
     """A physical line longer than the line limit (raised from inside the line feed)."""
 
 
-def _line_ends_in_quotes(line: str, in_quotes: bool) -> bool:
+def line_ends_in_quotes(line: str, in_quotes: bool) -> bool:
     """Does this physical line end inside a quoted value (excel dialect, lenient)?
 
     ``in_quotes``: whether the line starts inside a quoted value continued from the previous
@@ -189,7 +189,7 @@ def iter_records(
             error_line = consumed + len(buf)
             in_quotes = False
             for failed_line in buf:
-                in_quotes = _line_ends_in_quotes(failed_line, in_quotes)
+                in_quotes = line_ends_in_quotes(failed_line, in_quotes)
             consumed += len(buf)
             buf.clear()
             # Skip the rest of a multi-line quoted value so the reader resumes at a record
@@ -198,7 +198,7 @@ def iter_records(
                 skipped = next(source, None)
                 if skipped is None:
                     break
-                in_quotes = _line_ends_in_quotes(skipped, in_quotes)
+                in_quotes = line_ends_in_quotes(skipped, in_quotes)
                 consumed += len(buf)
                 buf.clear()
             skipped_span = (

@@ -49,8 +49,8 @@ from csvboard.ingest.stage import (
     UNCHANGED,
     UPDATED,
     Stage,
-    _sqlite_ts,
     exclude_in_file_duplicates,
+    sqlite_timestamp,
 )
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.vocabulary import RunKind, RunStatus, TargetType
@@ -355,7 +355,7 @@ class RunExecutor(RunLedger):
 
 
 def _sqlite_text(instant: datetime) -> str:
-    return _sqlite_ts(instant) or ""
+    return sqlite_timestamp(instant) or ""
 
 
 def execute_run(

@@ -38,14 +38,13 @@ if TYPE_CHECKING:
 # Outcomes a staged row can end with (ingestion_items are derived from them).
 NEW, UPDATED, UNCHANGED, SUPPLEMENTED = "new", "updated", "unchanged", "supplemented"
 EXCLUDED, FAILED = "excluded", "failed"
-COMMITTED_OUTCOMES = (NEW, UPDATED, UNCHANGED, SUPPLEMENTED, EXCLUDED)
 
 # Rows per statement when the in-file duplicate fold marks its losers.
 FOLD_ROWS = 5_000
 
 
 @lru_cache(maxsize=4096)  # ERP timestamps repeat heavily; the same instants come back
-def _sqlite_ts(value: datetime | None) -> str | None:
+def sqlite_timestamp(value: datetime | None) -> str | None:
     # The text form SQLAlchemy's DateTime uses on SQLite, so staged values read back the same.
     if value is None:
         return None
@@ -106,7 +105,7 @@ class Stage:
         return value if self.is_pg else value.hex
 
     def _ts(self, value: datetime | None) -> Any:
-        return value if self.is_pg else _sqlite_ts(value)
+        return value if self.is_pg else sqlite_timestamp(value)
 
     def _num(self, value: Decimal | None) -> Any:
         return value if self.is_pg or value is None else str(value)

@@ -3,7 +3,7 @@
 This is the hot loop of ingestion (files of a million rows), so everything that can be
 decided once per file — compiled patterns, column positions, which column feeds the key,
 the version or occurred_at — is decided in ``__init__``; ``validate()`` only walks a
-precomputed list of column checkers (``checks._Column``, one per column of the file).
+precomputed list of column checkers (``checks.ColumnCheck``, one per column of the file).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from csvboard.dashboards.columns import AppearanceMapping, DashboardSchema
-from csvboard.ingest.checks import Checked, _Column, _Invalid, _show
+from csvboard.ingest.checks import Checked, ColumnCheck, InvalidValue, shown
 from csvboard.ingest.parse import STATUS_KEY, HeaderMap, Record, RecordError
 
 # Canonical JSON is what json.dumps(ensure_ascii=False, separators=(",", ":")) writes; orjson
@@ -141,7 +141,7 @@ def _nul_rejection(
         key,
         "INVALID_CHARACTER",
         f"line {record.line}, column {label}: contains a NUL character (\\x00), "
-        f"which a text value cannot hold: {_show(cell.strip())}",
+        f"which a text value cannot hold: {shown(cell.strip())}",
         names.get(index),
         cell.strip()[:_STORE_CHARS],
     )
@@ -156,7 +156,7 @@ class RowValidator:
         self._width = header.width
         key_set = set(schema.key_columns)
         self._columns = [
-            _Column(col, header.columns[col.name], col.name in key_set, tz)
+            ColumnCheck(col, header.columns[col.name], col.name in key_set, tz)
             for col in schema.columns
             if col.name in header.columns
         ]
@@ -194,7 +194,7 @@ class RowValidator:
                 return None
             try:
                 parts[slot] = col.check(cells[col.position])[0]
-            except _Invalid:
+            except InvalidValue:
                 return None
         return canonical_key(parts)
 
@@ -209,7 +209,7 @@ class RowValidator:
         try:
             for col in self._columns:
                 add(col.check(cells[col.position]))
-        except _Invalid as exc:
+        except InvalidValue as exc:
             raw = cells[col.position].strip()
             return RejectedRow(
                 record.line,
@@ -257,7 +257,7 @@ class AppearanceValidator:
         # Keys are checked and canonicalised with the dashboard's own column definitions (and
         # the same zone as the official feed), so "010" here finds "10" there.
         self._key_columns = [
-            _Column(schema.column(name), header.columns[name], True, tz)
+            ColumnCheck(schema.column(name), header.columns[name], True, tz)
             for name in schema.key_columns
         ]
         self._status = header.columns.get(STATUS_KEY)
@@ -273,7 +273,7 @@ class AppearanceValidator:
             return None
         try:
             return canonical_key([col.check(cells[col.position])[0] for col in self._key_columns])
-        except _Invalid:
+        except InvalidValue:
             return None
 
     def _key(self, record: Record) -> str | RejectedRow:
@@ -281,7 +281,7 @@ class AppearanceValidator:
         for col in self._key_columns:
             try:
                 parts.append(col.check(record.cells[col.position])[0])
-            except _Invalid as exc:
+            except InvalidValue as exc:
                 raw = record.cells[col.position].strip()
                 return RejectedRow(
                     record.line,

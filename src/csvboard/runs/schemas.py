@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from csvboard.runs.vocabulary import RunKind, RunMode, TargetType
 
 
 class RunAccepted(BaseModel):
@@ -113,7 +115,7 @@ class StartRunJson(BaseModel):
     """A run of feeds that fetch their own files (no upload)."""
 
     dashboard: str = Field(min_length=1, max_length=64)
-    run_kind: Literal["official_ingestion", "incremental_update", "appearance_supplement"]
-    trigger_mode: Literal["manual", "scheduled"] = "manual"
-    target_types: list[Literal["official", "appearance"]] = Field(default_factory=list)
+    run_kind: RunKind
+    trigger_mode: RunMode = RunMode.MANUAL
+    target_types: list[TargetType] = Field(default_factory=list)
     feeds: list[str] | None = None

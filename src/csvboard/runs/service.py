@@ -1,6 +1,7 @@
 """Starting and re-running runs, and the lookups they need. Status changes go through lifecycle.
 
-A run is queued with its sources (``create_run``, ``start_upload_run``); a failed, partial or
+A run is queued with its sources (``create_run``; the feeds start runs through it:
+``feeds/runs.py``, ``feeds/start.py``); a failed, partial or
 cancelled run can be re-run under the rules of docs/contract.md §2.1 (``retry_run``,
 ``is_retryable``). Reading the ledger — lists, a run's detail, items, events — is ``queries``'s.
 """

@@ -24,7 +24,6 @@ from csvboard.feeds.folder_runs import RequestClaims
 from csvboard.feeds.start import check_start, default_targets, start_run
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.schemas import RunAccepted, StartRunJson
-from csvboard.runs.service import get_run
 from csvboard.runs.vocabulary import RunKind, RunMode
 from csvboard.settings import Settings
 from csvboard.storage import StoredFile, store_stream
@@ -57,7 +56,7 @@ START_BODY = {
                     "properties": {
                         "dashboard": {"type": "string"},
                         "run_kind": {"type": "string", "enum": [k.value for k in RunKind]},
-                        "trigger_mode": {"type": "string", "enum": ["manual", "scheduled"]},
+                        "trigger_mode": {"type": "string", "enum": [m.value for m in RunMode]},
                         "target_types": {
                             "type": "string",
                             "description": "comma-separated: official, appearance",
@@ -157,7 +156,7 @@ def _start_run(
                     "IDEMPOTENCY_IN_PROGRESS", "the same request is still being accepted"
                 )
         if earlier is not None:
-            return get_run(session, earlier), False
+            return session.get_one(IngestionRun, earlier), False
         run = start_run(
             session,
             dashboard,

@@ -28,7 +28,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -50,8 +50,6 @@ from csvboard.schedule.models import (
     ProductionScheduleRowProcessing,
 )
 from csvboard.schedule.queries import get_row
-
-CompletionIntent = Literal["complete", "incomplete"]
 
 MAX_ACTOR_LENGTH = 64  # updated_by is varchar(64)
 
@@ -379,7 +377,6 @@ def set_order(
 
 
 __all__ = [
-    "CompletionIntent",
     "actor",
     "set_completion",
     "set_due_date",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -257,14 +256,6 @@ class Scheduler:
     ) -> bool:
         """Whether a cron feed's slot is due in ``CSVBOARD_TIMEZONE``; if so, take it."""
         return state.cron_due(self.engine, self.settings.timezone, feed, feed_state, now, outcome)
-
-    def _arm(self, feed_id: uuid.UUID, now: datetime) -> None:
-        """Set a new feed's cron cursor (csvboard.feeds.state.arm)."""
-        state.arm(self.engine, feed_id, now)
-
-    def _take_slot(self, feed_id: uuid.UUID, cursor: datetime, now: datetime) -> bool:
-        """Compare-and-set the cron cursor: True for exactly one of any concurrent takers."""
-        return state.take_slot(self.engine, feed_id, cursor, now)
 
 
 class SchedulerThread:
