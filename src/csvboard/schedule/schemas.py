@@ -75,6 +75,45 @@ class ProgressSummary(BaseModel):
     by_seiban: list[SeibanProgress]
 
 
+class CardStep(BaseModel):
+    """One process step of a part, as a chip: its resource and whether it is done."""
+
+    id: uuid.UUID
+    fkojun: int
+    fsigencd: str
+    fsigenmei: str | None
+    completed: bool
+
+
+class CardPart(BaseModel):
+    """A part of the 製番 (an order's 品番) with its steps in 工順 order."""
+
+    product_no: str
+    fhincd: str
+    fhinmei: str
+    completed: bool
+    steps: list[CardStep]
+
+
+class SeibanCard(BaseModel):
+    """進捗一覧: one 製番's progress, its parts and their steps."""
+
+    fseiban: str
+    machine_name: str | None = Field(description="品名 of the 製番's MH/SH row.")
+    due_date: str | None = Field(
+        description="The nearest due date set on one of its open steps (ISO date), if any."
+    )
+    total: int
+    completed: int
+    parts: list[CardPart]
+    more_parts: int = Field(description="Parts beyond the card's limit, counted, not listed.")
+
+
+class SeibanCardPage(BaseModel):
+    items: list[SeibanCard]
+    next_cursor: str | None
+
+
 class ResourceOut(BaseModel):
     resource_cd: str
     resource_name: str | None
