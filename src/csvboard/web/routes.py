@@ -1,7 +1,8 @@
 """The browser pages: sign-in, the admin console and the kiosk board (docs/contract.md §6).
 
 Pages are server-rendered shells; their data comes from the JSON API, fetched by
-``static/admin.js`` and ``static/kiosk.js`` with the session cookie and the CSRF header.
+``static/admin.js`` and ``static/kiosk.js`` (one step, its writes and editors in
+``static/steps.js``) with the session cookie and the CSRF header.
 
 Sign-in: the token is checked with :func:`csvboard.auth.authenticate` and kept in the
 HttpOnly, SameSite=Strict cookie ``csvboard_session``; ``csvboard_csrf`` (readable by the
