@@ -253,3 +253,14 @@ def kiosk(request: Request, slug: str) -> Response:
     if principal is None:
         return _to_login(request)
     return _page(request, "kiosk.html", principal, page="kiosk", slug=slug, config={"slug": slug})
+
+
+@router.get("/kiosk/{slug}/progress", response_class=HTMLResponse)
+def kiosk_progress(request: Request, slug: str) -> Response:
+    """進捗一覧: a card per 製番 (registered first, then a search), steps as chips."""
+    principal = _principal(request)
+    if principal is None:
+        return _to_login(request)
+    return _page(
+        request, "kiosk_progress.html", principal, page="kiosk", slug=slug, config={"slug": slug}
+    )
