@@ -51,7 +51,9 @@ def test_cards_show_each_seiban_and_a_chip_opens_its_step(
     ]  # fmt: skip
 
     # a chip opens that step with the list's controls; completing it there shows at once
-    first.locator("[data-testid=card-part][data-fhincd=P-100] [data-testid=step-chip]").first.click()
+    first.locator(
+        "[data-testid=card-part][data-fhincd=P-100] [data-testid=step-chip]"
+    ).first.click()
     dialog = page.locator("[data-testid=step-dialog]")
     expect(dialog.locator("[data-testid=step]")).to_have_attribute("data-fhincd", "P-100")
     dialog.locator("[data-testid=toggle]").click()
@@ -70,9 +72,7 @@ def test_cards_show_each_seiban_and_a_chip_opens_its_step(
     step(page, "P-300").locator("[data-testid=toggle]").click()
     expect(step(page, "P-300")).to_have_attribute("data-write", "ok")
     page.goto(live_server.url(PROGRESS))
-    expect(card(page, "AB123456").locator("[data-testid=card-count]")).to_have_text(
-        "2 / 4 (50%)"
-    )
+    expect(card(page, "AB123456").locator("[data-testid=card-count]")).to_have_text("2 / 4 (50%)")
 
     # a search narrows the cards to the 製番 it matches
     page.fill("#cards-search", "テーブル")
