@@ -100,8 +100,16 @@ def create_app(
     from csvboard.runs.api import router as runs_router
     from csvboard.runs.start_api import router as start_router
     from csvboard.schedule.api import router as schedule_router
+    from csvboard.schedule.boards_api import router as boards_router
 
-    routers = (start_router, runs_router, health_router, dashboards_router, schedule_router)
+    routers = (
+        start_router,
+        runs_router,
+        health_router,
+        dashboards_router,
+        schedule_router,
+        boards_router,
+    )
     for router in routers:
         app.include_router(router)
     _without_phantom_422(app)

@@ -23,7 +23,7 @@ from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.db.cursor import CURSOR_PATTERN
-from csvboard.schedule import board, cards, commands, queries, seibans
+from csvboard.schedule import board, commands, queries, seibans
 from csvboard.schedule.access import on_row, schedule_dashboard
 from csvboard.schedule.models import MAX_REGISTERED_SEIBANS
 from csvboard.schedule.schemas import (
@@ -39,7 +39,6 @@ from csvboard.schedule.schemas import (
     ScheduleRowList,
     ScheduleRowOut,
     ScheduleRowPage,
-    SeibanCardPage,
 )
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
@@ -301,38 +300,6 @@ def summary(
     """
     dashboard = schedule_dashboard(session, slug)
     return board.summary(session, dashboard, resource_list=resource, seiban_list=seiban)
-
-
-@router.get(
-    "/cards",
-    response_model=SeibanCardPage,
-    summary="進捗一覧: progress cards by 製番",
-    openapi_extra=needs(Role.VIEWER),
-    responses=READ,
-)
-def list_cards(
-    slug: str,
-    session: ReadSession,
-    seiban: Annotated[list[str], Query(description="The scope's 製番; repeat for several.")] = [],  # noqa: B006
-    q: Annotated[
-        str | None,
-        Query(max_length=MAX_SEARCH_LENGTH, description="Search, as the list's (without a scope)."),
-    ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
-    ] = None,
-    limit: Annotated[
-        int, Query(description=f"Cards a page, 1–{cards.MAX_CARDS}.")
-    ] = cards.DEFAULT_CARDS,
-) -> dict[str, Any]:
-    """One page of 製番 cards in 製番 order: the machine's name, the nearest due date of an
-    open step, the done / total count, and each part with its steps (resource, done) in 工順
-    order — for ``seiban`` (a terminal's scope), else the 製番 matching ``q``, else every 製番.
-    A card lists at most 40 parts and counts the rest. 400 ``UNKNOWN_SEIBAN``,
-    ``SCOPE_TOO_LARGE``, ``INVALID_LIMIT``, ``INVALID_CURSOR``."""
-    dashboard = schedule_dashboard(session, slug)
-    return cards.seiban_cards(session, dashboard, seibans=seiban, q=q, cursor=cursor, limit=limit)
 
 
 @router.get(

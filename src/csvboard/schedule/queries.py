@@ -33,6 +33,7 @@ from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
     ProductionScheduleRowDueDate,
     ProductionScheduleRowNote,
+    ProductionScheduleRowOrder,
     completed_exists,
 )
 from csvboard.schedule.search import (
@@ -50,6 +51,7 @@ MAX_SEARCH_IDS = 1000  # a search's matches fetched by id at most (see _searched
 
 _Note = ProductionScheduleRowNote
 _Due = ProductionScheduleRowDueDate
+_Order = ProductionScheduleRowOrder
 _R = CsvDashboardRow
 
 
@@ -67,7 +69,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str, int, str, uuid.UUID]:
     return seiban, product_no, kojun, hincd, parsed_id
 
 
-def _after(keys: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
+def keys_after(keys: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
     """Keyset predicate ``keys > values`` in lexicographic order, spelled out term by term."""
     terms = [
         and_(*(keys[j] == values[j] for j in range(i)), keys[i] > values[i])
@@ -85,6 +87,7 @@ def list_rows(
     completion: CompletionFilter = "all",
     has_note: bool | None = None,
     has_due_date: bool | None = None,
+    has_order: bool | None = None,
     include_retired: bool = False,
     include_machine_rows: bool = False,
     seibans: Sequence[str] = (),
@@ -144,13 +147,15 @@ def list_rows(
         page = page.where(_has(_Note) if has_note else ~_has(_Note))
     if has_due_date is not None:
         page = page.where(_has(_Due) if has_due_date else ~_has(_Due))
+    if has_order is not None:
+        page = page.where(_has(_Order) if has_order else ~_has(_Order))
     if tokens:
         page = page.where(or_(*(token_condition(f, t) for t in tokens)))
     if after is not None:
         # The leading 製番 bound is implied by the keyset predicate but, unlike the OR of
         # terms, both planners can seek with it: a deep page starts at its place in the
         # index instead of reading the scope's range from its beginning.
-        page = page.where(f.seiban >= after[0], _after(f.sort_keys, after))
+        page = page.where(f.seiban >= after[0], keys_after(f.sort_keys, after))
     page = page.order_by(*f.sort_keys).limit(limit + 1)
 
     keys: list[Row[Any]] = []
@@ -238,4 +243,4 @@ def get_row(session: Session, row_id: uuid.UUID) -> dict[str, Any]:
     return compose(row, names)
 
 
-__all__ = ["MAX_PAGE_SIZE", "CompletionFilter", "get_row", "list_rows"]
+__all__ = ["MAX_PAGE_SIZE", "CompletionFilter", "get_row", "keys_after", "list_rows"]

@@ -1,0 +1,86 @@
+"""HTTP routes of the boards beside the kiosk list (docs/contract.md §6): 進捗一覧's cards by
+製番 and 順位ボード's columns by resource, under ``/api/v1/schedules/{slug}`` like the list's
+(``schedule/api.py``); reads, for the viewer role. The writes a board makes are the list's."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from csvboard.api.deps import ReadSession, needs
+from csvboard.api.schemas import problem_responses
+from csvboard.auth import Role
+from csvboard.db.cursor import CURSOR_PATTERN
+from csvboard.schedule import cards, order_board
+from csvboard.schedule.access import schedule_dashboard
+from csvboard.schedule.schemas import ScheduleRowPage, SeibanCardPage
+
+router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
+
+MAX_SEARCH_LENGTH = 400
+READ = problem_responses(400, 401, 403, 404)
+
+
+@router.get(
+    "/cards",
+    response_model=SeibanCardPage,
+    summary="進捗一覧: progress cards by 製番",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def list_cards(
+    slug: str,
+    session: ReadSession,
+    seiban: Annotated[list[str], Query(description="The scope's 製番; repeat for several.")] = [],  # noqa: B006
+    q: Annotated[
+        str | None,
+        Query(max_length=MAX_SEARCH_LENGTH, description="Search, as the list's (without a scope)."),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
+    ] = None,
+    limit: Annotated[
+        int, Query(description=f"Cards a page, 1–{cards.MAX_CARDS}.")
+    ] = cards.DEFAULT_CARDS,
+) -> dict[str, Any]:
+    """One page of 製番 cards in 製番 order: the machine's name, the nearest due date of an
+    open step, the done / total count, and each part with its steps (resource, done) in 工順
+    order — for ``seiban`` (a terminal's scope), else the 製番 matching ``q``, else every 製番.
+    A card lists at most 40 parts and counts the rest. 400 ``UNKNOWN_SEIBAN``,
+    ``SCOPE_TOO_LARGE``, ``INVALID_LIMIT``, ``INVALID_CURSOR``."""
+    dashboard = schedule_dashboard(session, slug)
+    return cards.seiban_cards(session, dashboard, seibans=seiban, q=q, cursor=cursor, limit=limit)
+
+
+@router.get(
+    "/order-board",
+    response_model=ScheduleRowPage,
+    summary="順位ボード: one resource's steps in working order",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def order_board_column(
+    slug: str,
+    session: ReadSession,
+    resource: Annotated[str, Query(min_length=1, max_length=64, description="Resource code.")],
+    completion: Annotated[
+        Literal["all", "complete", "incomplete"], Query(description="Default: open steps.")
+    ] = "incomplete",
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
+    ] = None,
+    limit: Annotated[
+        int, Query(description=f"Steps a page, 1–{order_board.MAX_COLUMN_PAGE}.")
+    ] = order_board.DEFAULT_COLUMN_PAGE,
+) -> dict[str, Any]:
+    """A page of one resource's column: the steps with a machining order (1–10) first, then
+    those with a due date (earliest first), then the rest in the kiosk order; open steps
+    unless ``completion`` says otherwise. 400 ``UNKNOWN_RESOURCE``, ``INVALID_LIMIT``,
+    ``INVALID_CURSOR``."""
+    dashboard = schedule_dashboard(session, slug)
+    return order_board.order_column(
+        session, dashboard, resource, completion=completion, cursor=cursor, limit=limit
+    )
