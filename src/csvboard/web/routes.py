@@ -264,3 +264,14 @@ def kiosk_progress(request: Request, slug: str) -> Response:
     return _page(
         request, "kiosk_progress.html", principal, page="kiosk", slug=slug, config={"slug": slug}
     )
+
+
+@router.get("/kiosk/{slug}/board", response_class=HTMLResponse)
+def kiosk_order_board(request: Request, slug: str) -> Response:
+    """順位ボード: a column per chosen resource, its open steps in working order."""
+    principal = _principal(request)
+    if principal is None:
+        return _to_login(request)
+    return _page(
+        request, "kiosk_board.html", principal, page="kiosk", slug=slug, config={"slug": slug}
+    )
