@@ -10,7 +10,9 @@ from csvboard.web.i18n import texts
 from csvboard.web.routes import STATIC_DIR
 
 
-@pytest.mark.parametrize("script", ["admin.js", "kiosk.js", "steps.js", "progress.js", "order_board.js"])
+@pytest.mark.parametrize(
+    "script", ["admin.js", "kiosk.js", "steps.js", "progress.js", "order_board.js"]
+)
 def test_scripts_use_only_known_labels(script: str) -> None:
     source = (STATIC_DIR / script).read_text(encoding="utf-8")
     used = set(re.findall(r"\bt\.([a-z_][a-z0-9_]*)", source))

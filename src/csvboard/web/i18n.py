@@ -117,7 +117,6 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "order_board_title": ("順位ボード", "Order board"),
     "view_board": ("順位ボード", "Order board"),
     "board_choose": ("表示する資源を選んでください。", "Choose the resources to show."),
-    "more": ("さらに表示", "Show more"),
     "column_empty": ("未完了の工程はありません。", "No open steps."),
     "search": ("検索（製番・品番・品名）", "Search (製番, 品番, 品名)"),
     "filter_all": ("すべて", "All"),
