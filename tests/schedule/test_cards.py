@@ -137,3 +137,17 @@ def test_a_generic_dashboard_has_no_cards(api: Api, loaded: CsvDashboard) -> Non
     )
     assert created.status_code == 201, created.text
     problem(api.get("/api/v1/schedules/plain/cards"), 400, "NOT_A_SCHEDULE")
+
+
+def test_a_card_of_many_steps_reads_only_its_first_orders(
+    api: Api, loaded: CsvDashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that stops inside an order leaves that order's parts out (their later steps
+    may be missing) and counts them; the totals still count every step."""
+    monkeypatch.setattr(cards_module, "MAX_STEPS_READ", 3)
+    card = ok(api.get(CARDS, params={"seiban": "AA000001"}))["items"][0]
+    assert card["parts"] == [] and card["more_parts"] == 2
+    assert (card["total"], card["completed"]) == (4, 1)
+    monkeypatch.setattr(cards_module, "MAX_STEPS_READ", 4)
+    card = ok(api.get(CARDS, params={"seiban": "AA000001"}))["items"][0]
+    assert [p["fhincd"] for p in card["parts"]] == ["P1", "P2"] and card["more_parts"] == 0

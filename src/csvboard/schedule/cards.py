@@ -14,10 +14,9 @@ distinct 製番, or the given ones), and its steps are read by 製番 from the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
@@ -26,13 +25,14 @@ from csvboard.errors import InvalidRequest
 from csvboard.schedule.access import require_schedule
 from csvboard.schedule.composed import machine_names
 from csvboard.schedule.expressions import Fields, fields
-from csvboard.schedule.models import ProductionScheduleRowDueDate
-from csvboard.schedule.progress import active_steps, effective
+from csvboard.schedule.models import ProductionScheduleRowDueDate, completed_exists
+from csvboard.schedule.progress import active_steps, done_count, effective
 from csvboard.schedule.search import normalized_codes, split_search, token_condition
 
 MAX_CARDS = 50
 DEFAULT_CARDS = 12
 MAX_PARTS_PER_CARD = 40
+MAX_STEPS_READ = 400  # a card's chips read per 製番 (its parts' steps) at most
 MAX_SEIBANS = 100  # a scope of 製番, as the registered list allows
 
 _R = CsvDashboardRow
@@ -130,10 +130,8 @@ def _searched(
 
 def _steps(f: Fields, dashboard: CsvDashboard, page: list[str]) -> Select[Any]:
     columns = (f.seiban, f.product_no, f.hincd, f.hinmei, f.kojun, f.resource, f.resource_name)
-    due = and_(_Due.csv_dashboard_row_id == _R.id, _Due.csv_dashboard_id == dashboard.id)
     return (
-        active_steps(f, dashboard, *columns, _R.id, effective().label("done"), _Due.due_date)
-        .outerjoin(_Due, due)
+        active_steps(f, dashboard, *columns, _R.id, effective().label("done"))
         .where(f.seiban.in_(page))
         .order_by(*f.sort_keys)
     )
@@ -142,61 +140,81 @@ def _steps(f: Fields, dashboard: CsvDashboard, page: list[str]) -> Select[Any]:
 def _cards(
     session: Session, f: Fields, dashboard: CsvDashboard, page: list[str]
 ) -> dict[str, dict[str, Any]]:
+    """The page's cards. Counts, parts and due dates are aggregated in SQL; the chips are read
+    per 製番 up to ``MAX_STEPS_READ`` steps, so one 製番 of thousands of steps (``********``,
+    not yet assigned) costs a page no more than any other."""
     if not page:
         return {}
     names = machine_names(session, f, dashboard.id, set(page))
-    cards: dict[str, dict[str, Any]] = {}
-    parts: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for (
-        seiban,
-        product_no,
-        hincd,
-        hinmei,
-        kojun,
-        resource,
-        resource_name,
-        row_id,
-        done,
-        due,
-    ) in session.execute(_steps(f, dashboard, page)):
-        card = cards.get(seiban)
-        if card is None:
-            card = cards[seiban] = {
-                "fseiban": seiban, "machine_name": names.get(seiban), "due_date": None,
-                "total": 0, "completed": 0, "parts": [], "more_parts": 0,
-            }  # fmt: skip
-        card["total"] += 1
-        card["completed"] += 1 if done else 0
-        if due is not None and not done:
-            card["due_date"] = _earlier(card["due_date"], due)
-        key = (seiban, product_no, hincd)
-        part = parts.get(key)
+    part_key = f.product_no + literal("/") + f.hincd
+    counts = session.execute(
+        active_steps(f, dashboard, f.seiban, func.count(), done_count())
+        .add_columns(func.count(distinct(part_key)))
+        .where(f.seiban.in_(page))
+        .group_by(f.seiban)
+    )  # fmt: skip
+    cards: dict[str, dict[str, Any]] = {
+        seiban: {
+            "fseiban": seiban,
+            "machine_name": names.get(seiban),
+            "due_date": None,
+            "total": int(total),
+            "completed": int(completed),
+            "parts": [],
+            "more_parts": int(n_parts),
+        }
+        for seiban, total, completed, n_parts in counts
+    }
+    for seiban, due in session.execute(
+        select(f.seiban, func.min(_Due.due_date))
+        .select_from(_Due)
+        .join(_R, _R.id == _Due.csv_dashboard_row_id)
+        .where(
+            _Due.csv_dashboard_id == dashboard.id,
+            f.seiban.in_(page),
+            f.active(),
+            ~f.machine_row(),
+            ~completed_exists(_R.id),
+        )
+        .group_by(f.seiban)
+    ):
+        if seiban in cards:
+            cards[seiban]["due_date"] = due.isoformat()
+    for seiban, card in cards.items():
+        card["parts"] = _parts(session, f, dashboard, seiban)
+        card["more_parts"] -= len(card["parts"])
+    return cards
+
+
+def _parts(
+    session: Session, f: Fields, dashboard: CsvDashboard, seiban: str
+) -> list[dict[str, Any]]:
+    """The 製番's first parts (at most ``MAX_PARTS_PER_CARD``, each with all its steps), read
+    in the schedule index's order. That order interleaves an order's parts by 工順, so when
+    the read stops early the last order's parts may be missing steps: they are left out
+    (counted, not listed)."""
+    rows = list(session.execute(_steps(f, dashboard, [seiban]).limit(MAX_STEPS_READ + 1)))
+    if len(rows) > MAX_STEPS_READ:
+        cut = rows[MAX_STEPS_READ - 1][1]  # its order (ProductNo)
+        rows = [r for r in rows[:MAX_STEPS_READ] if r[1] != cut]
+    parts: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, product_no, hincd, hinmei, kojun, resource, resource_name, row_id, done in rows:
+        part = parts.get((product_no, hincd))
         if part is None:
-            if len(card["parts"]) >= MAX_PARTS_PER_CARD:  # counted, not listed
-                card["more_parts"] += 1
-                parts[key] = {"steps": None}
+            if len(parts) == MAX_PARTS_PER_CARD:
                 continue
-            part = parts[key] = {
+            part = parts[(product_no, hincd)] = {
                 "product_no": product_no, "fhincd": hincd, "fhinmei": hinmei, "steps": [],
             }  # fmt: skip
-            card["parts"].append(part)
-        if part["steps"] is None:
-            continue
         part["steps"].append(
             {
                 "id": row_id, "fkojun": int(kojun), "fsigencd": resource,
                 "fsigenmei": resource_name or None, "completed": bool(done),
             }
         )  # fmt: skip
-    for card in cards.values():
-        card["due_date"] = card["due_date"].isoformat() if card["due_date"] else None
-        for part in card["parts"]:
-            part["completed"] = all(step["completed"] for step in part["steps"])
-    return cards
-
-
-def _earlier(current: date | None, candidate: date) -> date:
-    return candidate if current is None or candidate < current else current
+    for part in parts.values():
+        part["completed"] = all(step["completed"] for step in part["steps"])
+    return list(parts.values())
 
 
 __all__ = ["DEFAULT_CARDS", "MAX_CARDS", "MAX_PARTS_PER_CARD", "seiban_cards"]
