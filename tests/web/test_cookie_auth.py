@@ -203,5 +203,13 @@ def test_admin_controls_are_only_rendered_for_admins(api: Api) -> None:
 
 
 def test_static_files_are_served(api: Api) -> None:
-    for name in ("app.css", "admin.js", "kiosk.js", "steps.js", "progress.js", "order_board.js"):
+    for name in (
+        "app.css",
+        "admin.js",
+        "kiosk.js",
+        "steps.js",
+        "progress.js",
+        "order_board.js",
+        "signage.js",
+    ):
         assert api.client.get(f"/static/{name}").status_code == 200

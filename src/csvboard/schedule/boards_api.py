@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
+from csvboard.api.caching import etag_or_not_modified
 from csvboard.api.deps import ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.db.cursor import CURSOR_PATTERN
-from csvboard.schedule import cards, order_board
+from csvboard.schedule import cards, order_board, signage
 from csvboard.schedule.access import schedule_dashboard
 from csvboard.schedule.schemas import ScheduleRowPage, SeibanCardPage
 
@@ -84,3 +85,18 @@ def order_board_column(
     return order_board.order_column(
         session, dashboard, resource, completion=completion, cursor=cursor, limit=limit
     )
+
+
+@router.get(
+    "/signage",
+    summary="Signage: the snapshot every screen shows",
+    openapi_extra=needs(Role.VIEWER),
+    responses={**READ, 304: {"description": "Not modified (If-None-Match)."}},
+)
+def signage_snapshot(slug: str, session: ReadSession, request: Request, response: Response) -> Any:
+    """The registered 製番' progress (% done, the first open parts, how many more) and each
+    resource's first open steps in working order, with the time it was computed. Computed at
+    most once per 30 s per server process and shared by every screen; ``ETag`` /
+    ``If-None-Match`` → 304 when a screen already shows it."""
+    dashboard = schedule_dashboard(session, slug)
+    return etag_or_not_modified(request, response, signage.cached_snapshot(session, dashboard))

@@ -92,6 +92,11 @@ def _check_known(session: Session, f: Fields, dashboard: CsvDashboard, codes: li
         )
 
 
+def first_seibans(session: Session, dashboard: CsvDashboard, n: int) -> list[str]:
+    """The schedule's first ``n`` 製番 (in 製番 order), from its index."""
+    return _walk(session, fields(session), dashboard, None, n)
+
+
 def _walk(
     session: Session, f: Fields, dashboard: CsvDashboard, after: str | None, n: int
 ) -> list[str]:
@@ -217,4 +222,4 @@ def _parts(
     return list(parts.values())
 
 
-__all__ = ["DEFAULT_CARDS", "MAX_CARDS", "MAX_PARTS_PER_CARD", "seiban_cards"]
+__all__ = ["DEFAULT_CARDS", "MAX_CARDS", "MAX_PARTS_PER_CARD", "first_seibans", "seiban_cards"]

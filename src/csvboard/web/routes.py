@@ -275,3 +275,22 @@ def kiosk_order_board(request: Request, slug: str) -> Response:
     return _page(
         request, "kiosk_board.html", principal, page="kiosk", slug=slug, config={"slug": slug}
     )
+
+
+@router.get("/signage/{slug}", response_class=HTMLResponse)
+def signage(request: Request, slug: str) -> Response:
+    """A read-only board for the floor's TV: signed in with a viewer token bound to the
+    screen; it refreshes itself and never renders a control."""
+    principal = _principal(request)
+    if principal is None:
+        return _to_login(request)
+    # ?refresh= and ?rotate= (seconds, 1–600) tune a screen; the defaults suit a TV.
+    timing = {"refresh_seconds": 30, "rotate_seconds": 15}
+    for name in timing:
+        given = request.query_params.get(name.split("_")[0], "")
+        if given.isdigit() and 1 <= int(given) <= 600:
+            timing[name] = int(given)
+    return _page(
+        request, "signage.html", principal, page="signage", slug=slug,
+        config={"slug": slug, **timing},
+    )  # fmt: skip
