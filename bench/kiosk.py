@@ -54,6 +54,7 @@ API = f"/api/v1/schedules/{SLUG}"
 HEALTH = "/api/v1/ops/diagnostics/health"
 KIOSK_PATH = f"/kiosk/{SLUG}"
 PROGRESS_PATH = f"{KIOSK_PATH}/progress"  # 進捗一覧: cards by 製番
+ORDER_BOARD_PATH = f"{KIOSK_PATH}/board"  # 順位ボード: a column per resource (the scope's M01)
 SCOPE_KEY = f"csvboard.kiosk.scope.{SLUG}"
 SCOPE = {"resources": ["M01"], "seibans": []}
 PLACEHOLDER_SEIBAN = "********"
@@ -145,6 +146,8 @@ def server_endpoints(ids: list[str], seibans: list[str]) -> list[tuple[str, str,
         # 進捗一覧: a page of cards for the scope's 製番, and the first page of every 製番
         (f"cards {len(seibans)} 製番", "/cards", by_seiban),
         ("cards, all 製番", "/cards", []),
+        # 順位ボード: the first page of a resource's column
+        ("order-board M01", "/order-board", [("resource", "M01")]),
     ]
 
 
@@ -175,6 +178,8 @@ def derive(results: dict[str, Any]) -> None:
                     "progress_first_usable_ms": m.get("progress_first_usable_ms"),
                     "progress_pages": m.get("progress_pages"),
                     "progress_dom_elements": m.get("progress_dom_elements"),
+                    "order_board_first_usable_ms": m.get("order_board_first_usable_ms"),
+                    "order_board_dom_elements": m.get("order_board_dom_elements"),
                     "error": "; ".join(f"{k}: {v}" for k, v in errors.items()) or None,
                 }
             )
@@ -208,7 +213,14 @@ def derive(results: dict[str, Any]) -> None:
     _add_ratios(
         browser_rows,
         ("engine", "cpu"),
-        ["first_usable_ms", "tap_p95_ms", "search_ms", "scroll5_ms", "progress_first_usable_ms"],
+        [
+            "first_usable_ms",
+            "tap_p95_ms",
+            "search_ms",
+            "scroll5_ms",
+            "progress_first_usable_ms",
+            "order_board_first_usable_ms",
+        ],
     )
     # The endpoint labels carry the counts (lookup 150 ids, 20 製番); compare like with like.
     _add_ratios(server_rows, ("engine", "endpoint"), ["p95_ms"])
@@ -305,7 +317,7 @@ def render(results: dict[str, Any]) -> str:
         f"✗ = over the target; {smallest} = the value / the value at {min(sizes):,} steps"
         " (target: the same at every size, ≈ 1). Figures, not assertions.",
         "",
-        "### 進捗一覧 (progress board)",
+        "### 進捗一覧 (progress board) and 順位ボード (order board)",
         "",
     ]
     lines += _table(
@@ -313,9 +325,12 @@ def render(results: dict[str, Any]) -> str:
             "engine",
             "steps",
             "CPU",
-            f"first usable ms (≤ {t['first_usable_ms']:.0f})",
+            f"進捗一覧 first usable ms (≤ {t['first_usable_ms']:.0f})",
             smallest,
             "pages",
+            "DOM elements",
+            f"順位ボード first usable ms (≤ {t['first_usable_ms']:.0f})",
+            smallest,
             "DOM elements",
         ],
         [
@@ -327,16 +342,19 @@ def render(results: dict[str, Any]) -> str:
                 _x(r["x_progress_first_usable_ms"]),
                 _int(r["progress_pages"]),
                 _int(r["progress_dom_elements"]),
+                _over(r["order_board_first_usable_ms"], t["first_usable_ms"]),
+                _x(r["x_order_board_first_usable_ms"]),
+                _int(r["order_board_dom_elements"]),
             ]
             for r in results["browser_rows"]
         ],
     )
     lines += [
         "",
-        f"first usable = median of {results.get('reloads', 3)} navigations to the page →"
-        " `#cards[data-state=ready]` with a visible step chip; DOM elements after scrolling"
-        f" to page {SCROLL_PAGES} of cards (12 a page; fewer pages when the registered 製番"
-        " run out).",
+        f"first usable = median of {results.get('reloads', 3)} navigations to the page → the"
+        " board `ready` with a visible step chip (進捗一覧) or toggle (順位ボード); 進捗一覧's DOM"
+        f" after scrolling to page {SCROLL_PAGES} of cards (12 a page; fewer when the registered"
+        " 製番 run out); 順位ボード's with the scope's one column (M01, 30 steps).",
         "",
         "### Kiosk API (server)",
         "",
@@ -563,7 +581,8 @@ BENCH_JS = r"""
   const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   // The list's #board, or the progress page's #cards (same data-state / data-pages / data-more).
-  const board = () => document.getElementById('board') || document.getElementById('cards');
+  const board = () => document.getElementById('board') || document.getElementById('cards')
+    || document.getElementById('columns');
   const CHIP = '[data-testid=step-chip]';
   const shown = (el) => {
     const r = el.getBoundingClientRect();
@@ -1062,6 +1081,18 @@ def browser_pass(
                 f" {m['progress_dom_elements']:,} elements after {got['pages']} pages"
             )
 
+        def order_board() -> None:  # (h) 順位ボード: first usable, DOM with one column
+            samples = [tab.open_until_usable(base + ORDER_BOARD_PATH) for _ in range(reloads)]
+            m["order_board_first_usable_ms"] = statistics.median(samples)
+            m["order_board_dom_elements"] = int(
+                tab.eval("() => document.getElementsByTagName('*').length")
+            )
+            log(
+                f"    CPU {cpu:g}×: order board first usable"
+                f" {m['order_board_first_usable_ms']:.0f} ms of {samples},"
+                f" {m['order_board_dom_elements']:,} elements"
+            )
+
         steps: list[tuple[str, Callable[[], None]]] = [
             ("sign-in", sign_in),
             ("first usable", first_usable),
@@ -1070,6 +1101,7 @@ def browser_pass(
             ("scroll", scroll),
             ("dom/heap", dom_heap),
             ("progress board", progress_board),
+            ("order board", order_board),
         ]
         for name, step in steps:
             try:
@@ -1152,6 +1184,28 @@ def measure_browser(
 # --- one case, all cases ----------------------------------------------------------------------
 
 
+def measure_signage(url: str, calls: int) -> dict[str, Any]:
+    """Time ``signage.snapshot`` (uncached) in this process against the case's database:
+    the work one refresh does for every screen once the shared snapshot has expired."""
+    from csvboard.dashboards.service import get_dashboard
+    from csvboard.db.engine import make_engine, read_session
+    from csvboard.schedule import signage
+
+    engine = make_engine(url)
+    samples: list[float] = []
+    try:
+        with read_session(engine) as session:
+            dashboard = get_dashboard(session, SLUG)
+            signage.snapshot(session, dashboard)  # warm-up, untimed
+            for _ in range(max(calls // 4, 3)):
+                t0 = time.perf_counter()
+                doc = signage.snapshot(session, dashboard)
+                samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        engine.dispose()
+    return {**stats(samples), "errors": 0, "bytes": len(json.dumps(doc, default=str))}
+
+
 def measure_case(
     engine: str,
     size: int,
@@ -1184,6 +1238,9 @@ def measure_case(
         try:
             log(f"  kiosk {engine} {size}: server timings ({calls} calls each)")
             case["server"], data = measure_server(server.base, token, calls)
+            # What one signage refresh costs the server when its shared snapshot has expired
+            # (the endpoint itself answers from the snapshot for 30 s).
+            case["server"]["signage snapshot, computed"] = measure_signage(url, calls)
             case["seibans"] = data["seibans"]
             case["put_seibans_ms"] = data["put_seibans_ms"]
             case["rows_m01_first_page"] = len(data["seiban_of"])

@@ -122,7 +122,7 @@ def test_kiosk_benchmark_helpers() -> None:
     assert kiosk.pick_seibans(items, 5, ["Z9"]) == ["Z9", "A1", "B2", "C3"]
     endpoints = kiosk.server_endpoints(["i1", "i2"], ["A1", "B2"])
     assert ("lookup 2 ids", "/lookup", [("id", "i1"), ("id", "i2")]) in endpoints
-    assert len({label for label, _, _ in endpoints}) == len(endpoints) == 12
+    assert len({label for label, _, _ in endpoints}) == len(endpoints) == 13
     assert ("cards 2 製番", "/cards", [("seiban", "A1"), ("seiban", "B2")]) in endpoints
 
     scope = kiosk.scope_script()
@@ -144,6 +144,8 @@ def test_kiosk_benchmark_helpers() -> None:
             "progress_first_usable_ms": usable * 2,
             "progress_pages": 5,
             "progress_dom_elements": 2100,
+            "order_board_first_usable_ms": usable * 3,
+            "order_board_dom_elements": 1500,
         }
 
     results = {
@@ -171,7 +173,7 @@ def test_kiosk_benchmark_helpers() -> None:
     assert "first usable ms (≤ 1000)" in table and "p95 ms (≤ 100)" in table
     assert "| sqlite | 60,000 | 1× | 300 | 1.50 |" in table
     assert "250 ✗" in table  # tap p95 over its 200 ms target
-    assert "### 進捗一覧 (progress board)" in table
-    assert "| sqlite | 60,000 | 1× | 600 | 1.50 | 5 | 2,100 |" in table
+    assert "### 進捗一覧 (progress board) and 順位ボード (order board)" in table
+    assert "| sqlite | 60,000 | 1× | 600 | 1.50 | 5 | 2,100 | 900 | 1.50 | 1,500 |" in table
     assert rows[(60000, 1)]["x_progress_first_usable_ms"] == 1.5
     assert "debounce" in table and "error: sqlite 60,000 CPU 4×: first usable: no board" in table
