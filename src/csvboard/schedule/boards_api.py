@@ -7,13 +7,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from csvboard.api.caching import etag_or_not_modified
-from csvboard.api.deps import ReadSession, needs
+from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
+from csvboard.clock import utcnow
 from csvboard.db.cursor import CURSOR_PATTERN
-from csvboard.schedule import cards, order_board, signage
+from csvboard.db.engine import write_session
+from csvboard.schedule import cards, load, order_board, signage
 from csvboard.schedule.access import schedule_dashboard
 from csvboard.schedule.schemas import ScheduleRowPage, SeibanCardPage
 
@@ -100,3 +103,50 @@ def signage_snapshot(slug: str, session: ReadSession, request: Request, response
     ``If-None-Match`` → 304 when a screen already shows it."""
     dashboard = schedule_dashboard(session, slug)
     return etag_or_not_modified(request, response, signage.cached_snapshot(session, dashboard))
+
+
+class CapacityBody(BaseModel):
+    """A resource's weekly capacity in hours; null removes it."""
+
+    weekly_hours: float | None = Field(description="Hours a week (> 0), or null to remove it.")
+
+
+@router.get(
+    "/load",
+    summary="負荷: required hours per resource and week against capacity",
+    openapi_extra=needs(Role.VIEWER),
+    responses=READ,
+)
+def get_load(
+    slug: str,
+    session: ReadSession,
+    settings: SettingsDep,
+    weeks: Annotated[
+        int, Query(description=f"Weeks shown, 1–{load.MAX_WEEKS}.")
+    ] = load.DEFAULT_WEEKS,
+) -> dict[str, Any]:
+    """Per resource: the hours (FSIGENSHOYORYO) of its open steps per week of their due date
+    from this week on (Monday first, the factory's time zone), overdue and later hours, the
+    hours of steps without a due date, its weekly capacity and the weeks over it.
+    400 ``INVALID_WEEKS``."""
+    dashboard = schedule_dashboard(session, slug)
+    today = utcnow().astimezone(settings.timezone).date()
+    return load.resource_load(session, dashboard, today=today, weeks=weeks)
+
+
+@router.put(
+    "/capacities/{resource}",
+    summary="Set a resource's weekly capacity",
+    openapi_extra=needs(Role.ADMIN),
+    responses=problem_responses(400, 401, 403, 404),
+)
+def put_capacity(
+    slug: str, resource: str, body: CapacityBody, principal: PrincipalDep, engine: EngineDep
+) -> dict[str, Any]:
+    """Set (or, with null, remove) how many hours a week ``resource`` can work.
+    400 ``INVALID_CAPACITY`` (not a positive number of hours), ``UNKNOWN_RESOURCE``."""
+    with write_session(engine) as session:
+        dashboard = schedule_dashboard(session, slug)
+        return load.set_capacity(
+            session, dashboard, resource, body.weekly_hours, by=principal.label
+        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    Numeric,
     SQLColumnExpression,
     String,
     UniqueConstraint,
@@ -239,4 +241,31 @@ class ProductionScheduleRegisteredSeiban(Base):
         CheckConstraint(f"fseiban ~ '{SEIBAN_PATTERN}'", name="fseiban_pattern").ddl_if(
             dialect="postgresql"
         ),
+    )
+
+
+# --- capacity of a resource (負荷) ----------------------------------------------------------
+
+MAX_WEEKLY_HOURS = 168 * 100  # a resource may stand for many machines; beyond this is a typo
+
+
+class ProductionScheduleResourceCapacity(Base):
+    """The hours a week a resource can work, set by an admin; 負荷 sets the required hours of
+    the resource's open steps per week against it. No row: no capacity set."""
+
+    __tablename__ = "production_schedule_resource_capacities"
+
+    csv_dashboard_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("csv_dashboards.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_cd: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weekly_hours: Mapped[Decimal] = mapped_column(Numeric(8, 2), nullable=False)
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+
+    __table_args__ = (
+        CheckConstraint(
+            f"weekly_hours > 0 AND weekly_hours <= {MAX_WEEKLY_HOURS}", name="weekly_hours_range"
+        ),
+        CheckConstraint("length(resource_cd) >= 1", name="resource_cd_not_empty"),
     )
