@@ -11,7 +11,8 @@ from csvboard.web.routes import STATIC_DIR
 
 
 @pytest.mark.parametrize(
-    "script", ["admin.js", "kiosk.js", "steps.js", "progress.js", "order_board.js", "signage.js"]
+    "script",
+    ["admin.js", "kiosk.js", "steps.js", "progress.js", "order_board.js", "signage.js", "load.js"],
 )
 def test_scripts_use_only_known_labels(script: str) -> None:
     source = (STATIC_DIR / script).read_text(encoding="utf-8")

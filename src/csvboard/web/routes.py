@@ -294,3 +294,14 @@ def signage(request: Request, slug: str) -> Response:
         request, "signage.html", principal, page="signage", slug=slug,
         config={"slug": slug, **timing},
     )  # fmt: skip
+
+
+@router.get("/admin/load/{slug}", response_class=HTMLResponse)
+def admin_load(request: Request, slug: str) -> Response:
+    """負荷: required hours per resource and week against capacity (admins set capacities)."""
+    principal = _principal(request)
+    if principal is None:
+        return _to_login(request)
+    return _page(
+        request, "admin_load.html", principal, page="load", slug=slug, config={"slug": slug}
+    )
