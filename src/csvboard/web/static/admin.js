@@ -673,9 +673,13 @@
     const showState = feeds.some(hasState);
     const head = el("div", { class: "dash-head" },
       el("h2", null, el("span", { "data-testid": "dashboard-title" }, b.name), " ", el("code", null, b.slug)),
-      b.kind === "production_schedule"
-        ? el("a", { class: "btn primary", href: "/kiosk/" + encodeURIComponent(b.slug) }, t.open_kiosk)
-        : null);
+      ...(b.kind === "production_schedule"
+        ? [
+          el("a", { class: "btn primary", href: "/kiosk/" + encodeURIComponent(b.slug) }, t.open_kiosk),
+          el("a", { class: "btn", href: "/admin/load/" + encodeURIComponent(b.slug), "data-testid": "open-load" }, t.load_title),
+          el("a", { class: "btn", href: "/signage/" + encodeURIComponent(b.slug), "data-testid": "open-signage" }, t.signage_title),
+        ]
+        : []));
     const facts = el("dl", { class: "facts" },
       el("dt", null, t.kind), el("dd", null, b.kind),
       el("dt", null, t.ingest_mode), el("dd", null, b.ingest_mode),
