@@ -21,3 +21,14 @@ def test_scripts_use_only_known_labels(script: str) -> None:
     for lang in ("ja", "en"):
         missing = used - set(texts(lang))
         assert not missing, f"{script} ({lang}): {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    "template", sorted(p.name for p in (STATIC_DIR.parent / "templates").glob("*.html"))
+)
+def test_templates_use_only_known_labels(template: str) -> None:
+    source = (STATIC_DIR.parent / "templates" / template).read_text(encoding="utf-8")
+    used = set(re.findall(r"\{\{[^}]*\bt\.([a-z_][a-z0-9_]*)", source))
+    for lang in ("ja", "en"):
+        missing = used - set(texts(lang))
+        assert not missing, f"{template} ({lang}): {sorted(missing)}"
