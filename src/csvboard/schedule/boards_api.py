@@ -18,7 +18,13 @@ from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import write_session
 from csvboard.schedule import cards, load, order_board, signage
 from csvboard.schedule.access import schedule_dashboard
-from csvboard.schedule.schemas import ScheduleRowPage, SeibanCardPage
+from csvboard.schedule.schemas import (
+    Capacity,
+    LoadReport,
+    ScheduleRowPage,
+    SeibanCardPage,
+    SignageSnapshot,
+)
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
 
@@ -92,6 +98,7 @@ def order_board_column(
 
 @router.get(
     "/signage",
+    response_model=SignageSnapshot,
     summary="Signage: the snapshot every screen shows",
     openapi_extra=needs(Role.VIEWER),
     responses={**READ, 304: {"description": "Not modified (If-None-Match)."}},
@@ -113,6 +120,7 @@ class CapacityBody(BaseModel):
 
 @router.get(
     "/load",
+    response_model=LoadReport,
     summary="負荷: required hours per resource and week against capacity",
     openapi_extra=needs(Role.VIEWER),
     responses=READ,
@@ -136,6 +144,7 @@ def get_load(
 
 @router.put(
     "/capacities/{resource}",
+    response_model=Capacity,
     summary="Set a resource's weekly capacity",
     openapi_extra=needs(Role.ADMIN),
     responses=problem_responses(400, 401, 403, 404),

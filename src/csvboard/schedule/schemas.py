@@ -114,6 +114,60 @@ class SeibanCardPage(BaseModel):
     next_cursor: str | None
 
 
+class ResourceLoad(BaseModel):
+    """One resource's required hours (FSIGENSHOYORYO of its open steps) by due date."""
+
+    resource_cd: str
+    resource_name: str | None
+    weekly_hours: float | None = Field(description="Its weekly capacity, if an admin set one.")
+    overdue_hours: float = Field(description="Due before the first week shown.")
+    week_hours: list[float] = Field(description="One per week of ``weeks``.")
+    later_hours: float = Field(description="Due after the last week shown.")
+    no_due_date_hours: float
+    overloaded_weeks: list[str] = Field(description="The weeks (Mondays) over its capacity.")
+
+
+class LoadReport(BaseModel):
+    weeks: list[str] = Field(description="The Mondays of the weeks shown, ISO dates.")
+    resources: list[ResourceLoad]
+
+
+class Capacity(BaseModel):
+    resource_cd: str
+    weekly_hours: float | None
+
+
+class SignageSeiban(BaseModel):
+    fseiban: str
+    machine_name: str | None
+    total: int
+    completed: int
+    open_parts: list[str] = Field(description="品名 of its first open parts.")
+    more_open_parts: int
+
+
+class SignageStep(BaseModel):
+    fseiban: str
+    fhincd: str
+    fhinmei: str
+    fkojun: str
+    order: int | None
+    due_date: str | None
+
+
+class SignageResource(BaseModel):
+    resource_cd: str
+    resource_name: str | None
+    steps: list[SignageStep] = Field(description="Its first open steps in working order.")
+    more: bool
+
+
+class SignageSnapshot(BaseModel):
+    generated_at: datetime
+    seibans: list[SignageSeiban]
+    resources: list[SignageResource]
+
+
 class ResourceOut(BaseModel):
     resource_cd: str
     resource_name: str | None
