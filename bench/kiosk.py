@@ -889,19 +889,14 @@ class Tab:
             "reload",
             lambda: self.page.reload(wait_until="commit", timeout=self.timeout * 1000),
         )
-        got: dict[str, Any] = self.wait(
-            "usable board",
-            "() => window.__bench && (window.__bench.usable !== null"
-            " || window.__bench.boardError !== null)"
-            " && {usable: window.__bench.usable, error: window.__bench.boardError}",
-        )
-        if got["usable"] is None:
-            raise BenchError(f"board error: {got['error']}")
-        return float(got["usable"])
+        return self._usable()
 
     def open_until_usable(self, url: str) -> float:
         """Navigate to ``url``; ms from navigation start to the first usable board."""
         self.call("goto", lambda: self.page.goto(url, wait_until="commit"))
+        return self._usable()
+
+    def _usable(self) -> float:
         got: dict[str, Any] = self.wait(
             "usable board",
             "() => window.__bench && (window.__bench.usable !== null"

@@ -101,6 +101,7 @@ def create_app(
     from csvboard.runs.start_api import router as start_router
     from csvboard.schedule.api import router as schedule_router
     from csvboard.schedule.boards_api import router as boards_router
+    from csvboard.schedule.boards_api import settings_router
 
     routers = (
         start_router,
@@ -109,6 +110,7 @@ def create_app(
         dashboards_router,
         schedule_router,
         boards_router,
+        settings_router,
     )
     for router in routers:
         app.include_router(router)

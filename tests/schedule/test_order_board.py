@@ -103,6 +103,7 @@ def test_order_then_due_date_then_kiosk_order(api: Api, loaded: CsvDashboard) ->
 def test_refusals_change_nothing(api: Api, loaded: CsvDashboard) -> None:
     before = column(api)
     problem(api.get(COLUMN, params={"resource": "ZZ9"}), 400, "UNKNOWN_RESOURCE")
+    problem(api.get(COLUMN, params={"resource": " "}), 400, "UNKNOWN_RESOURCE")
     problem(api.get(COLUMN, params={"resource": "M01", "limit": 0}), 400, "INVALID_LIMIT")
     problem(api.get(COLUMN, params={"resource": "M01", "limit": 201}), 400, "INVALID_LIMIT")
     problem(

@@ -117,6 +117,15 @@ def check_scope(
     return wanted, seibans
 
 
+def one_resource(session: Session, dashboard: CsvDashboard, resource: str) -> str:
+    """The one resource code a request names (normalised as a scope's), or 400
+    ``UNKNOWN_RESOURCE`` — a blank name included."""
+    codes, _ = check_scope(session, dashboard, [resource], [])
+    if len(codes) != 1:
+        raise InvalidRequest("UNKNOWN_RESOURCE", f"no resource {resource!r} in this schedule")
+    return codes[0]
+
+
 def list_steps(
     session: Session,
     slug: str,
@@ -303,6 +312,7 @@ __all__ = [
     "MAX_SCOPE_SEIBANS",
     "check_scope",
     "list_steps",
+    "one_resource",
     "resources",
     "rows_by_id",
     "scoped_summary",

@@ -27,6 +27,8 @@ from csvboard.schedule.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
+# A resource's capacity is a setting of the dashboard (admin), beside its feeds.
+settings_router = APIRouter(prefix="/api/v1/dashboards/{slug}", tags=["dashboards"])
 
 MAX_SEARCH_LENGTH = 400
 READ = problem_responses(400, 401, 403, 404)
@@ -142,7 +144,7 @@ def get_load(
     return load.resource_load(session, dashboard, today=today, weeks=weeks)
 
 
-@router.put(
+@settings_router.put(
     "/capacities/{resource}",
     response_model=Capacity,
     summary="Set a resource's weekly capacity",

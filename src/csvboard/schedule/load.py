@@ -24,7 +24,7 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db import upsert
 from csvboard.errors import InvalidRequest
 from csvboard.schedule.access import require_schedule
-from csvboard.schedule.board import check_scope, resources
+from csvboard.schedule.board import one_resource, resources
 from csvboard.schedule.commands import actor
 from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
@@ -140,7 +140,7 @@ def set_capacity(
     (not a positive number of hours up to ``MAX_WEEKLY_HOURS``), ``UNKNOWN_RESOURCE``."""
     require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     hours = _hours_given(weekly_hours)
-    (code,), _ = check_scope(session, dashboard, [resource], [])
+    code = one_resource(session, dashboard, resource)
     if hours is None:
         session.execute(
             delete(_Capacity).where(

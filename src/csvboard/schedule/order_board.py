@@ -26,7 +26,7 @@ from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
 from csvboard.db.cursor import bad_cursor, decode_cursor, encode_cursor
 from csvboard.errors import InvalidRequest
 from csvboard.schedule.access import require_schedule
-from csvboard.schedule.board import check_scope
+from csvboard.schedule.board import one_resource
 from csvboard.schedule.composed import compose, composed_by_id, machine_names
 from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
@@ -67,7 +67,7 @@ def order_column(
             f"completion must be all, complete or incomplete, not {completion!r}",
         )
     part, after = _decode(cursor)
-    (code,), _ = check_scope(session, dashboard, [resource], [])
+    code = one_resource(session, dashboard, resource)
     f = fields(session)
     items: list[dict[str, Any]] = []
     if part == "order":

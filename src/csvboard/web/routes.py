@@ -247,34 +247,29 @@ def admin_dashboards(request: Request) -> Response:
 # --- kiosk ----------------------------------------------------------------------------------
 
 
-@router.get("/kiosk/{slug}", response_class=HTMLResponse)
-def kiosk(request: Request, slug: str) -> Response:
+def _kiosk_page(request: Request, slug: str, template: str) -> Response:
     principal = _principal(request)
     if principal is None:
         return _to_login(request)
-    return _page(request, "kiosk.html", principal, page="kiosk", slug=slug, config={"slug": slug})
+    return _page(request, template, principal, page="kiosk", slug=slug, config={"slug": slug})
+
+
+@router.get("/kiosk/{slug}", response_class=HTMLResponse)
+def kiosk(request: Request, slug: str) -> Response:
+    """The kiosk list: a terminal's scope of the schedule, page by page."""
+    return _kiosk_page(request, slug, "kiosk.html")
 
 
 @router.get("/kiosk/{slug}/progress", response_class=HTMLResponse)
 def kiosk_progress(request: Request, slug: str) -> Response:
     """進捗一覧: a card per 製番 (registered first, then a search), steps as chips."""
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(
-        request, "kiosk_progress.html", principal, page="kiosk", slug=slug, config={"slug": slug}
-    )
+    return _kiosk_page(request, slug, "kiosk_progress.html")
 
 
 @router.get("/kiosk/{slug}/board", response_class=HTMLResponse)
 def kiosk_order_board(request: Request, slug: str) -> Response:
     """順位ボード: a column per chosen resource, its open steps in working order."""
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(
-        request, "kiosk_board.html", principal, page="kiosk", slug=slug, config={"slug": slug}
-    )
+    return _kiosk_page(request, slug, "kiosk_board.html")
 
 
 @router.get("/signage/{slug}", response_class=HTMLResponse)

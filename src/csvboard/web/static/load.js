@@ -3,7 +3,7 @@
 // week of their due date — overdue first, then this week on, later, and the steps without a
 // due date — with its weekly capacity as a line; overloaded weeks are red. The table below
 // has every resource and week (the same numbers as GET …/load), the overloaded cells marked;
-// an admin sets a resource's capacity in it (PUT …/capacities/{resource}).
+// an admin sets a resource's capacity in it (PUT /api/v1/dashboards/{slug}/capacities/{resource}).
 //
 // Text from the server is only ever set with textContent (never innerHTML).
 "use strict";
@@ -93,7 +93,7 @@
 
   async function saveCapacity(code, input) {
     const value = input.value.trim();
-    const res = await fetch(`${base}/capacities/${encodeURIComponent(code)}`, {
+    const res = await fetch(`/api/v1/dashboards/${encodeURIComponent(config.slug)}/capacities/${encodeURIComponent(code)}`, {
       method: "PUT", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": cookie("csvboard_csrf") },
       body: JSON.stringify({ weekly_hours: value === "" ? null : Number(value) }),
