@@ -58,6 +58,7 @@ def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> 
         "folder_settle_seconds": "0",
         "folder_orphan_seconds": "60",
         "url_download_timeout_seconds": "90",
+        "auto_retry_minutes": "2,10",
     }
     assert set(values) == set(Settings.model_fields)
     for name, raw in values.items():

@@ -6,6 +6,7 @@ them with their defaults (``tests/test_settings.py`` compares the two).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,18 @@ class Settings(BaseSettings):
     folder_settle_seconds: float = Field(2.0, ge=0)
     folder_orphan_seconds: float = Field(600.0, gt=0)
     url_download_timeout_seconds: float = Field(600.0, gt=0)
+    # Automatic re-runs of scheduled runs that failed for a reason that may pass (a lost or
+    # stopped worker, the database, a time-out): minutes after the failure of the first,
+    # second and third re-run, comma-separated; empty: never (csvboard/runs/retry_policy.py).
+    auto_retry_minutes: str = Field(
+        "1,5,15", pattern=r"^\s*(\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*)?$"
+    )
+
+    @property
+    def auto_retry_delays(self) -> list[timedelta]:
+        """``auto_retry_minutes`` as delays, at most three (the contract's re-run limit)."""
+        parts = [p for p in self.auto_retry_minutes.split(",") if p.strip()]
+        return [timedelta(minutes=float(p)) for p in parts][:3]
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -75,6 +75,8 @@ class TickReport:
     returned: list[Path] = field(default_factory=list)
     # Processing files naming no committed run, younger than orphan_seconds: left alone.
     unknown: list[Path] = field(default_factory=list)
+    # Re-runs the retry policy queued (csvboard.runs.retry_policy).
+    retried: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def run_ids(self) -> list[uuid.UUID]:
@@ -85,6 +87,7 @@ class TickReport:
             "now": self.now.isoformat(),
             "is_leader": self.is_leader,
             "run_ids": [str(r) for r in self.run_ids],
+            "retried": [str(r) for r in self.retried],
             "feeds": [
                 {
                     "feed_id": str(o.feed_id),

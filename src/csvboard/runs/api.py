@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
+from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.dashboards.service import get_dashboard
 from csvboard.db.cursor import decode_cursor
 from csvboard.db.engine import write_session
-from csvboard.errors import NotFound
-from csvboard.runs import lifecycle
+from csvboard.errors import Conflict, NotFound
+from csvboard.runs import lifecycle, retry_policy
 from csvboard.runs.latest import latest_runs
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.queries import (
@@ -108,8 +108,13 @@ def get_runs(
     responses=problem_responses(401, 403, 404),
     summary="One run: ledger columns, error summary, sources, lineage",
 )
-def get_run_detail(run_id: str, session: ReadSession) -> RunDetail:
+def get_run_detail(run_id: str, session: ReadSession, settings: SettingsDep) -> RunDetail:
     doc = run_detail(session, run_id)
+    pending = retry_policy.pending_retry(
+        session, get_run(session, run_id), settings.auto_retry_delays
+    )
+    if pending is not None:
+        doc["auto_retry"] = {"attempt": pending.attempt, "due_at": pending.due_at}
     parent = None
     if doc["parent_run_id"]:
         parent_status = session.scalar(
@@ -227,3 +232,24 @@ def get_latest(session: ReadSession) -> Latest:
             for b in boards
         ],
     )
+
+
+@router.post(
+    "/ingestion/runs/{run_id}/auto-retry/cancel",
+    response_model=CancelResult,
+    openapi_extra=needs(Role.ADMIN),
+    responses=problem_responses(401, 403, 404, 409),
+    summary="Stop the automatic re-run of a failed run (and so its chain)",
+)
+def post_cancel_auto_retry(
+    run_id: str, principal: PrincipalDep, engine: EngineDep, settings: SettingsDep
+) -> CancelResult:
+    """409 ``NO_PENDING_RETRY`` when the policy would not re-run it anyway."""
+    with write_session(engine) as session:
+        run = get_run(session, run_id)
+        if retry_policy.pending_retry(session, run, settings.auto_retry_delays) is None:
+            raise Conflict("NO_PENDING_RETRY", f"run {run.run_id} has no automatic re-run pending")
+        retry_policy.cancel(session, run, by=principal.label)
+        return CancelResult(
+            run_id=run.run_id, status=run.status, detail="automatic re-runs stopped"
+        )

@@ -60,11 +60,19 @@ class RunLink(BaseModel):
     status: str
 
 
+class AutoRetry(BaseModel):
+    """The re-run the retry policy will queue, and when (csvboard.runs.retry_policy)."""
+
+    attempt: int
+    due_at: datetime
+
+
 class RunDetail(Run):
     retryable: bool
     sources: list[Source]
     parent: RunLink | None
     children: list[RunLink]
+    auto_retry: AutoRetry | None = None
 
 
 class Item(BaseModel):

@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from csvboard.clock import utcnow
 from csvboard.dashboards.vocabulary import FeedSource
+from csvboard.db.engine import write_session
 from csvboard.feeds import state
 from csvboard.feeds.folder import FolderLayout
 from csvboard.feeds.folder_runs import FolderSource
@@ -41,6 +42,7 @@ from csvboard.feeds.mail import MailPoller
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.feeds.state import FeedOutcome, FeedSnapshot, TickReport
 from csvboard.feeds.url import UrlSource
+from csvboard.runs import retry_policy
 from csvboard.runs.vocabulary import RunKind
 from csvboard.settings import Settings
 from csvboard.worker.leadership import (
@@ -156,7 +158,8 @@ class Scheduler:
 
     def tick(self, now: datetime | None = None) -> TickReport:
         """One pass: (re)gain leadership; if leader, fire due cron feeds, take dropped files,
-        and settle processed files. ``now`` (aware) drives cron only; file ages use the clock."""
+        settle processed files and queue due automatic re-runs. ``now`` (aware) drives cron
+        and re-runs; file ages use the clock."""
         now = now or utcnow()
         if now.tzinfo is None:
             raise ValueError("tick(now) needs an aware datetime")
@@ -199,6 +202,17 @@ class Scheduler:
                     self.folders.settle(FolderLayout(Path(folder)), report)
                 except (OSError, SQLAlchemyError):
                     log.exception("scheduler_settle_failed", folder=folder)
+        # Re-runs of transient failures whose back-off has passed (runs/retry_policy.py);
+        # ``now`` drives them like cron, so a test can move time instead of sleeping.
+        try:
+            with write_session(self.engine) as session:
+                report.retried = retry_policy.fire_due(
+                    session, now, self.settings.auto_retry_delays
+                )
+        except SQLAlchemyError:
+            log.exception("scheduler_retries_failed")
+        for run_id in report.retried:
+            log.info("scheduler_auto_retry", run_id=str(run_id))
         return report
 
     # -- per feed --

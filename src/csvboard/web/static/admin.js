@@ -340,6 +340,12 @@
           el("td", null, s.detected_encoding || "—"), el("td", { class: "num" }, fmtSize(s.size_bytes)))));
       if (retryBtn) retryBtn.hidden = !run.retryable;
       if (cancelBtn) cancelBtn.hidden = !ACTIVE.has(run.status);
+      const auto = document.getElementById("run-auto-retry");
+      auto.hidden = !run.auto_retry;
+      if (run.auto_retry) {
+        document.getElementById("run-auto-retry-text").textContent = t.auto_retry_pending
+          .replace("{n}", String(run.auto_retry.attempt)).replace("{at}", fmtTime(run.auto_retry.due_at));
+      }
     }
 
     function itemsQuery(cursor) {
@@ -417,6 +423,15 @@
         await api("POST", `/api/v1/ops/ingestion/runs/${runId}/cancel`);
       } catch (e) { showError(errorBox, e); }
       cancelBtn.disabled = false;
+      refresh();
+    });
+    const autoStop = document.getElementById("run-auto-retry-cancel");
+    if (autoStop) autoStop.addEventListener("click", async () => {
+      autoStop.disabled = true;
+      try {
+        await api("POST", `/api/v1/ops/ingestion/runs/${runId}/auto-retry/cancel`);
+      } catch (e) { showError(errorBox, e); }
+      autoStop.disabled = false;
       refresh();
     });
     refresh();
