@@ -59,6 +59,10 @@ def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> 
         "folder_orphan_seconds": "60",
         "url_download_timeout_seconds": "90",
         "auto_retry_minutes": "2,10",
+        "retention_file_days": "30",
+        "retention_ledger_days": "180",
+        "retention_retired_row_days": "90",
+        "prune_hour": "4",
     }
     assert set(values) == set(Settings.model_fields)
     for name, raw in values.items():

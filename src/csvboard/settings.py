@@ -58,6 +58,14 @@ class Settings(BaseSettings):
         "1,5,15", pattern=r"^\s*(\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*)?$"
     )
 
+    # Retention (csvboard/runs/retention.py): stored copies of files of ended runs, the items
+    # and events of ended runs, and rows retired, older than these days are removed by the
+    # scheduler's nightly prune (at prune_hour, local time) and by `csvboard maintenance prune`.
+    retention_file_days: int = Field(90, gt=0)
+    retention_ledger_days: int = Field(400, gt=0)
+    retention_retired_row_days: int = Field(365, gt=0)
+    prune_hour: int = Field(3, ge=0, le=23)
+
     @property
     def auto_retry_delays(self) -> list[timedelta]:
         """``auto_retry_minutes`` as delays, at most three (the contract's re-run limit)."""

@@ -77,6 +77,8 @@ class TickReport:
     unknown: list[Path] = field(default_factory=list)
     # Re-runs the retry policy queued (csvboard.runs.retry_policy).
     retried: list[uuid.UUID] = field(default_factory=list)
+    # What the nightly prune removed, when it ran (csvboard.runs.retention).
+    pruned: dict[str, Any] | None = None
 
     @property
     def run_ids(self) -> list[uuid.UUID]:
@@ -88,6 +90,7 @@ class TickReport:
             "is_leader": self.is_leader,
             "run_ids": [str(r) for r in self.run_ids],
             "retried": [str(r) for r in self.retried],
+            "pruned": self.pruned,
             "feeds": [
                 {
                     "feed_id": str(o.feed_id),

@@ -124,6 +124,9 @@ class IngestionRunSource(Base):
     stored_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+    # When retention removed the stored copy (csvboard/runs/retention.py): the run can no
+    # longer be re-run, and says so.
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint(sql_in("role", TargetType), name="role"),
@@ -226,4 +229,22 @@ class IngestionRunLease(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=false(), default=False
+    )
+
+
+class MaintenanceRecord(Base):
+    """What a maintenance job removed (a prune: files, bytes, items, events, rows), kept as
+    the ledger's account of it: the runs it touched keep their ledger rows."""
+
+    __tablename__ = "maintenance_records"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    requested_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('prune')", name="kind"),
+        Index("ix_maintenance_records_kind_occurred_at", "kind", "occurred_at"),
     )

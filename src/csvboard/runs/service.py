@@ -240,6 +240,12 @@ def retry_run(
     dashboard = dashboard_of(session, run.run_id)
     new_sources: list[NewSource] = []
     for src in sources_of(session, run.run_id):
+        if src.pruned_at is not None:
+            raise Conflict(
+                "SOURCE_PRUNED",
+                f"the stored copy of {src.file_name} was removed by retention on"
+                f" {src.pruned_at:%Y-%m-%d}; run {run.run_id} cannot be re-run",
+            )
         feed = session.get(CsvDashboardFeed, src.feed_id) if src.feed_id else None
         if feed is None:
             raise Conflict("FEED_GONE", f"the feed of source {src.file_name} no longer exists")
@@ -271,6 +277,12 @@ def is_retryable(session: Session, run: IngestionRun) -> bool:
         )
     ):
         return False
+    if session.scalar(
+        select(IngestionRunSource.id).where(
+            IngestionRunSource.run_id == run.run_id, IngestionRunSource.pruned_at.is_not(None)
+        )
+    ):
+        return False  # its stored copy is gone (retention)
     return len(_descendants(session, _root_of(session, run).run_id)) < MAX_RETRIES_PER_ORIGINAL
 
 

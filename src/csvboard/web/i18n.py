@@ -118,9 +118,7 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "view_board": ("順位ボード", "Order board"),
     "board_choose": ("表示する資源を選んでください。", "Choose the resources to show."),
     "column_empty": ("未完了の工程はありません。", "No open steps."),
-    "auto_retry_pending": (
-        "自動再実行 {n}回目: {at} の予定", "Automatic re-run {n} due at {at}"
-    ),
+    "auto_retry_pending": ("自動再実行 {n}回目: {at} の予定", "Automatic re-run {n} due at {at}"),
     "auto_retry_stop": ("自動再実行を止める", "Stop automatic re-runs"),
     "load_title": ("負荷", "Load"),
     "load_weeks_from": ("週（月曜始まり）", "Week (from Monday)"),

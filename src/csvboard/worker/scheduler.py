@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import structlog
@@ -42,7 +42,7 @@ from csvboard.feeds.mail import MailPoller
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.feeds.state import FeedOutcome, FeedSnapshot, TickReport
 from csvboard.feeds.url import UrlSource
-from csvboard.runs import retry_policy
+from csvboard.runs import retention, retry_policy
 from csvboard.runs.vocabulary import RunKind
 from csvboard.settings import Settings
 from csvboard.worker.leadership import (
@@ -97,6 +97,7 @@ class Scheduler:
         else:
             self.leadership = FileLockLeadership(lock_file_for(engine, settings), scheduler_id)
         self._is_leader = False
+        self._pruned_on: date | None = None  # the local day of this process's last prune
         self.folders = FolderSource(
             engine,
             settings,
@@ -213,7 +214,24 @@ class Scheduler:
             log.exception("scheduler_retries_failed")
         for run_id in report.retried:
             log.info("scheduler_auto_retry", run_id=str(run_id))
+        self._nightly_prune(now, report)
         return report
+
+    def _nightly_prune(self, now: datetime, report: TickReport) -> None:
+        """Once a day after CSVBOARD_PRUNE_HOUR (local time): retention (runs/retention.py)."""
+        local = now.astimezone(self.settings.timezone)
+        if local.hour < self.settings.prune_hour or self._pruned_on == local.date():
+            return
+        try:
+            pruned = retention.prune(
+                self.engine, self.settings, now=now, dry_run=False, requested_by="scheduler"
+            )
+        except (OSError, SQLAlchemyError):
+            log.exception("scheduler_prune_failed")
+            return
+        self._pruned_on = local.date()
+        report.pruned = pruned.as_dict()
+        log.info("scheduler_pruned", **pruned.as_dict())
 
     # -- per feed --
 
