@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from csvboard.cli._common import JsonFlag, _engine, _print_json, _settings, out
+from csvboard.cli._common import JsonFlag, _engine, _errors, _print_json, _settings, err, out
 
 maintenance_app = typer.Typer(help="Retention and other upkeep.", no_args_is_help=True)
 
@@ -40,3 +41,38 @@ def prune_command(
             else ""
         )
     )
+
+
+@maintenance_app.command("backup")
+def backup_command(
+    dest: Annotated[Path, typer.Argument(help="A new directory for the backup.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Back up the database (SQLite online, or pg_dump) and the stored files into DEST; the
+    product stays usable meanwhile."""
+    from csvboard.db.backup import backup
+
+    with _errors():
+        manifest = backup(_settings(), dest)
+    if as_json:
+        _print_json(manifest)
+    else:
+        err.print(f"backed up ({manifest['engine']}, schema {manifest['schema_revision']},"
+                  f" {manifest['files']} stored file(s)) to {dest}")  # fmt: skip
+
+
+@maintenance_app.command("restore")
+def restore_command(
+    src: Annotated[Path, typer.Argument(help="A backup made by csvboard maintenance backup.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Restore SRC into a fresh database and data directory (CSVBOARD_DATABASE_URL,
+    CSVBOARD_DATA_DIR), then migrate it to the newest schema."""
+    from csvboard.db.backup import restore
+
+    with _errors():
+        manifest = restore(_settings(), src)
+    if as_json:
+        _print_json(manifest)
+    else:
+        err.print(f"restored {src} (made {manifest['created_at']})")
