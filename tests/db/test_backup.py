@@ -188,3 +188,26 @@ def test_bad_destinations_and_sources_are_refused(
     with pytest.raises(Conflict) as again:  # the target is no longer fresh
         restore(target, tmp_path / "good")
     assert again.value.code == "RESTORE_TARGET_NOT_EMPTY"
+
+
+def test_the_cli_backs_up_and_restores(
+    harness: Harness, target: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from csvboard.cli import app
+
+    harness.ingest(harness.dashboard(), export(3))
+    monkeypatch.setenv("CSVBOARD_DATABASE_URL", harness.url)
+    monkeypatch.setenv("CSVBOARD_DATA_DIR", str(harness.data_dir))
+    made = CliRunner().invoke(app, ["maintenance", "backup", str(tmp_path / "b"), "--json"])
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["format"] == "csvboard-backup"
+    refused = CliRunner().invoke(app, ["maintenance", "backup", str(tmp_path / "b")])
+    assert refused.exit_code == 2 and "exists" in refused.output
+
+    monkeypatch.setenv("CSVBOARD_DATABASE_URL", target.database_url)
+    monkeypatch.setenv("CSVBOARD_DATA_DIR", str(target.data_dir))
+    restored = CliRunner().invoke(app, ["maintenance", "restore", str(tmp_path / "b")])
+    assert restored.exit_code == 0, restored.output
+    assert tables(target.database_url)["ingestion_runs"] == tables(harness.url)["ingestion_runs"]
