@@ -6,21 +6,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from csvboard.dashboards.models import CsvDashboard
+from csvboard.clock import utcnow
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session
-from csvboard.runs.models import IngestionRun, IngestionRunSource
+from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
 from csvboard.runs.vocabulary import RunStatus
+
+RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class LedgerCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         runs = GaugeMetricFamily("csvboard_runs", "Runs in the ledger by status", labels=["status"])
         rows = CounterMetricFamily(
             "csvboard_rows_ingested", "Rows committed by terminal runs (success_count)"
@@ -57,6 +67,82 @@ class LedgerCollector(Collector):
         yield runs
         yield rows
         yield last
+        yield from self._operations()
+
+    def _operations(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        """What the alerting rules (docs/prometheus-alerts.yml) watch."""
+        now = utcnow()
+        oldest = GaugeMetricFamily(
+            "csvboard_oldest_queued_run_age_seconds",
+            "How long the oldest queued run has waited (0 when none waits)",
+        )
+        silent = GaugeMetricFamily(
+            "csvboard_oldest_heartbeat_age_seconds",
+            "The longest a running run's worker has not renewed its lease (0 when none runs)",
+        )
+        feeds = GaugeMetricFamily(
+            "csvboard_feed_last_success_timestamp_seconds",
+            "When a fetched feed's source last answered without error (imap, url, folder)",
+            labels=["dashboard", "feed"],
+        )
+        stored = GaugeMetricFamily(
+            "csvboard_stored_bytes", "Bytes of stored copies of ingested files not yet pruned"
+        )
+        with read_session(self.engine) as session:
+            queued_since = session.scalar(
+                select(func.min(IngestionRun.created_at)).where(
+                    IngestionRun.status == RunStatus.QUEUED.value
+                )
+            )
+            beat = session.scalar(
+                select(func.min(IngestionRunLease.heartbeat_at))
+                .join(IngestionRun, IngestionRun.run_id == IngestionRunLease.run_id)
+                .where(IngestionRun.status == RunStatus.RUNNING.value)
+            )
+            for slug, name, at in session.execute(
+                select(
+                    CsvDashboard.slug, CsvDashboardFeed.name, CsvDashboardFeedState.last_success_at
+                )
+                .join(CsvDashboardFeed, CsvDashboardFeed.csv_dashboard_id == CsvDashboard.id)
+                .join(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
+                .where(CsvDashboardFeedState.last_success_at.is_not(None))
+            ):
+                if at is not None:
+                    feeds.add_metric([slug, name], at.timestamp())
+            sizes = dict(
+                session.execute(
+                    select(IngestionRunSource.stored_path, func.max(IngestionRunSource.size_bytes))
+                    .where(
+                        IngestionRunSource.stored_path.is_not(None),
+                        IngestionRunSource.pruned_at.is_(None),
+                    )
+                    .group_by(IngestionRunSource.stored_path)
+                ).all()
+            )
+            durations = [
+                (finished - started).total_seconds()
+                for started, finished in session.execute(
+                    select(IngestionRun.started_at, IngestionRun.finished_at).where(
+                        IngestionRun.started_at.is_not(None), IngestionRun.finished_at.is_not(None)
+                    )
+                )
+                if started is not None and finished is not None
+            ]
+        oldest.add_metric([], (now - queued_since).total_seconds() if queued_since else 0.0)
+        silent.add_metric([], (now - beat).total_seconds() if beat else 0.0)
+        stored.add_metric([], float(sum(v or 0 for v in sizes.values())))
+        histogram = HistogramMetricFamily(
+            "csvboard_run_duration_seconds", "How long runs took, from start to their end"
+        )
+        buckets = [(str(b), sum(1 for d in durations if d <= b)) for b in RUN_BUCKETS]
+        histogram.add_metric(
+            [], [*buckets, ("+Inf", len(durations))], sum_value=float(sum(durations))
+        )
+        yield oldest
+        yield silent
+        yield feeds
+        yield stored
+        yield histogram
 
 
 class Metrics:
