@@ -57,6 +57,15 @@ def ingest(
     return outcome
 
 
+def new_schedule(api: Api, lines: Iterable[str]) -> CsvDashboard:
+    """The schedule created through the API and filled by an official ingestion of
+    ``lines``."""
+    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
+    assert created.status_code == 201, created.text
+    ingest(api, lines)
+    return board(api)
+
+
 def key_of(row: dict[str, Any]) -> Key:
     d = row["row_data"]
     return (d["FSEIBAN"], d["FHINCD"], d["FSIGENCD"], d["FKOJUN"])
@@ -113,9 +122,7 @@ def step(kojun: int, resource: str = "R01") -> Key:
 @pytest.fixture
 def loaded(api: Api) -> dict[Key, str]:
     """The schedule created through the API and filled by an official ingestion."""
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, steps())
+    new_schedule(api, steps())
     return ids(api)
 
 

@@ -28,8 +28,7 @@ from csvboard.schedule.models import (
 )
 from support import Api, Harness, schedule_line
 
-from .test_api import BASE, SLUG, all_rows, ingest, ok, problem, put
-from .test_api import board as schedule_of
+from .test_api import BASE, all_rows, ingest, new_schedule, ok, problem, put
 
 SEIBANS_URL = f"{BASE}/seibans"
 
@@ -50,10 +49,7 @@ def lines() -> list[str]:
 
 @pytest.fixture
 def loaded(api: Api) -> CsvDashboard:
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, lines())
-    return schedule_of(api)
+    return new_schedule(api, lines())
 
 
 def row_ids(api: Api, **params: Any) -> dict[tuple[str, str, str], str]:

@@ -263,7 +263,7 @@ def board_reads(dashboard: CsvDashboard) -> dict[str, Callable[[Session], Any]]:
         ),
         "進捗一覧: the first cards of all 製番": lambda s: cards.seiban_cards(s, dashboard),
         "順位ボード: a resource's column": lambda s: order_board.order_column(s, dashboard, "M04"),
-        "seibans: are they known (PUT /seibans)": lambda s: seibans._unknown(
+        "seibans: are they known (PUT /seibans)": lambda s: seibans.unknown_seibans(
             s, dashboard, SCOPE_SEIBANS
         ),
     }

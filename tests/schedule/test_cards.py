@@ -12,8 +12,7 @@ from csvboard.dashboards.models import CsvDashboard
 from csvboard.schedule import cards as cards_module
 from support import Api, schedule_line
 
-from .test_api import BASE, SLUG, ingest, ok, problem, put
-from .test_api import board as schedule_of
+from .test_api import BASE, new_schedule, ok, problem, put
 from .test_board_api import row_ids
 
 CARDS = f"{BASE}/cards"
@@ -38,10 +37,7 @@ def lines() -> list[str]:
 
 @pytest.fixture
 def loaded(api: Api) -> CsvDashboard:
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, lines())
-    return schedule_of(api)
+    return new_schedule(api, lines())
 
 
 def chips(card: dict[str, Any]) -> list[tuple[str, int, str, bool]]:

@@ -19,8 +19,7 @@ from csvboard.schedule.load import week_of
 from csvboard.schedule.models import ProductionScheduleResourceCapacity
 from support import Api, schedule_line
 
-from .test_api import BASE, SLUG, ingest, ok, problem, put
-from .test_api import board as schedule_of
+from .test_api import BASE, SLUG, new_schedule, ok, problem, put
 from .test_board_api import row_ids
 
 LOAD = f"{BASE}/load"
@@ -42,10 +41,7 @@ def lines() -> list[str]:
 
 @pytest.fixture
 def loaded(api: Api) -> CsvDashboard:
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, lines())
-    return schedule_of(api)
+    return new_schedule(api, lines())
 
 
 def monday(weeks_from_now: int) -> date:

@@ -12,8 +12,7 @@ import pytest
 from csvboard.dashboards.models import CsvDashboard
 from support import Api, schedule_line
 
-from .test_api import BASE, SLUG, ingest, ok, problem, put
-from .test_api import board as schedule_of
+from .test_api import BASE, new_schedule, ok, problem, put
 from .test_board_api import row_ids
 
 COLUMN = f"{BASE}/order-board"
@@ -36,10 +35,7 @@ def lines() -> list[str]:
 
 @pytest.fixture
 def loaded(api: Api) -> CsvDashboard:
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, lines())
-    return schedule_of(api)
+    return new_schedule(api, lines())
 
 
 def key(row: dict[str, Any]) -> tuple[str, str, str]:

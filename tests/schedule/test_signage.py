@@ -10,8 +10,7 @@ from csvboard.dashboards.models import CsvDashboard
 from csvboard.schedule import signage
 from support import Api
 
-from .test_api import BASE, SLUG, ingest, ok, put
-from .test_api import board as schedule_of
+from .test_api import BASE, new_schedule, ok, put
 from .test_board_api import get_list, lines, put_list, row_ids
 
 SIGNAGE = f"{BASE}/signage"
@@ -19,10 +18,7 @@ SIGNAGE = f"{BASE}/signage"
 
 @pytest.fixture
 def loaded(api: Api) -> CsvDashboard:
-    created = api.post("/api/v1/dashboards", json={"slug": SLUG, "preset": "production-schedule"})
-    assert created.status_code == 201, created.text
-    ingest(api, lines())
-    return schedule_of(api)
+    return new_schedule(api, lines())
 
 
 def test_snapshot_is_shared_and_shows_progress_and_boards(

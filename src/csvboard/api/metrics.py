@@ -18,6 +18,7 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session
 from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.runs.health import oldest_queued_at
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
 from csvboard.runs.vocabulary import RunStatus
 
@@ -89,11 +90,7 @@ class LedgerCollector(Collector):
             "csvboard_stored_bytes", "Bytes of stored copies of ingested files not yet pruned"
         )
         with read_session(self.engine) as session:
-            queued_since = session.scalar(
-                select(func.min(IngestionRun.created_at)).where(
-                    IngestionRun.status == RunStatus.QUEUED.value
-                )
-            )
+            queued_since = oldest_queued_at(session)
             beat = session.scalar(
                 select(func.min(IngestionRunLease.heartbeat_at))
                 .join(IngestionRun, IngestionRun.run_id == IngestionRunLease.run_id)

@@ -25,12 +25,17 @@ class LedgerHealth:
     without_heartbeat: int  # running runs whose worker has gone quiet
 
 
-def ledger_health(session: Session, now: datetime) -> LedgerHealth:
-    oldest_queued = session.scalar(
+def oldest_queued_at(session: Session) -> datetime | None:
+    """When the oldest run still queued was created (None: the queue is empty)."""
+    return session.scalar(
         select(func.min(IngestionRun.created_at)).where(
             IngestionRun.status == RunStatus.QUEUED.value
         )
     )
+
+
+def ledger_health(session: Session, now: datetime) -> LedgerHealth:
+    oldest_queued = oldest_queued_at(session)
     quiet = session.scalar(
         select(func.count())
         .select_from(IngestionRun)

@@ -27,8 +27,8 @@ from csvboard.runs.vocabulary import EventStatus, ItemStatus
 MAX_PAGE = 200
 
 
-def error_summary(session: Session, run_id: uuid.UUID) -> str | None:
-    """``CODE: message`` of the run's latest failure event."""
+def latest_failure(session: Session, run_id: uuid.UUID) -> tuple[str, str | None] | None:
+    """(error code, message) of the run's latest failure event, if any."""
     event = session.execute(
         select(IngestionEvent.error_code, IngestionEvent.message)
         .where(
@@ -39,9 +39,17 @@ def error_summary(session: Session, run_id: uuid.UUID) -> str | None:
         .order_by(IngestionEvent.id.desc())
         .limit(1)
     ).first()
-    if event is None:
+    if event is None or event[0] is None:  # the query asks for a code; None is never read
         return None
-    return f"{event[0]}: {event[1] or ''}".rstrip(": ")
+    return event[0], event[1]
+
+
+def error_summary(session: Session, run_id: uuid.UUID) -> str | None:
+    """``CODE: message`` of the run's latest failure event."""
+    failure = latest_failure(session, run_id)
+    if failure is None:
+        return None
+    return f"{failure[0]}: {failure[1] or ''}".rstrip(": ")
 
 
 LEDGER_COLUMNS = (

@@ -26,7 +26,8 @@ from csvboard.dashboards.models import CsvDashboard
 from csvboard.errors import Conflict
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionEvent, IngestionRun
-from csvboard.runs.service import MAX_RETRIES_PER_ORIGINAL, dashboard_of, retry_run
+from csvboard.runs.queries import latest_failure
+from csvboard.runs.service import MAX_RETRIES_PER_ORIGINAL, ancestors, dashboard_of, retry_run
 from csvboard.runs.vocabulary import EventStatus, RunMode, RunStatus
 
 REQUESTED_BY = "retry-policy"
@@ -50,10 +51,11 @@ def pending_retry(
     """The re-run the policy will make of ``run``, and when; None if it will make none."""
     if RunStatus(run.status) is not RunStatus.FAILED or run.finished_at is None:
         return None
-    attempt = _depth(session, run) + 1
+    attempt = len(ancestors(session, run)) + 1
     if attempt > min(len(delays), MAX_RETRIES_PER_ORIGINAL):
         return None
-    if _error_code(session, run.run_id) not in TRANSIENT_CODES:
+    failure = latest_failure(session, run.run_id)
+    if failure is None or failure[0] not in TRANSIENT_CODES:
         return None
     if run.mode != RunMode.SCHEDULED.value and not _manual_retried(session, run):
         return None
@@ -102,30 +104,6 @@ def cancel(session: Session, run: IngestionRun, *, by: str) -> None:
         session, run.run_id, run.trace_id, CANCELLED_EVENT, EventStatus.WARN,
         message=f"automatic re-runs stopped by {by}",
     )  # fmt: skip
-
-
-def _depth(session: Session, run: IngestionRun) -> int:
-    depth, current, seen = 0, run, {run.run_id}
-    while current.parent_run_id is not None:
-        parent = session.get(IngestionRun, current.parent_run_id)
-        if parent is None or parent.run_id in seen:
-            break
-        seen.add(parent.run_id)
-        depth, current = depth + 1, parent
-    return depth
-
-
-def _error_code(session: Session, run_id: uuid.UUID) -> str | None:
-    return session.scalar(
-        select(IngestionEvent.error_code)
-        .where(
-            IngestionEvent.run_id == run_id,
-            IngestionEvent.event_status == EventStatus.FAILURE.value,
-            IngestionEvent.error_code.is_not(None),
-        )
-        .order_by(IngestionEvent.id.desc())
-        .limit(1)
-    )
 
 
 def _cancelled(session: Session, run_id: uuid.UUID) -> bool:

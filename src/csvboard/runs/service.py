@@ -174,16 +174,22 @@ def dashboard_of(session: Session, run_id: uuid.UUID) -> CsvDashboard:
     return dashboard
 
 
-def _root_of(session: Session, run: IngestionRun) -> IngestionRun:
-    current = run
-    seen = {run.run_id}
+def ancestors(session: Session, run: IngestionRun) -> list[IngestionRun]:
+    """``run``'s parent, its parent's parent, ... up to the original run (last)."""
+    found: list[IngestionRun] = []
+    current, seen = run, {run.run_id}
     while current.parent_run_id is not None:
         parent = session.get(IngestionRun, current.parent_run_id)
         if parent is None or parent.run_id in seen:
             break
         seen.add(parent.run_id)
+        found.append(parent)
         current = parent
-    return current
+    return found
+
+
+def _root_of(session: Session, run: IngestionRun) -> IngestionRun:
+    return (ancestors(session, run) or [run])[-1]
 
 
 def _descendants(session: Session, root_id: uuid.UUID) -> list[IngestionRun]:

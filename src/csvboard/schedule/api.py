@@ -40,11 +40,11 @@ from csvboard.schedule.schemas import (
     ScheduleRowOut,
     ScheduleRowPage,
 )
+from csvboard.schedule.search import MAX_SEARCH_LENGTH
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
 
 DEFAULT_PAGE_SIZE = 500
-MAX_SEARCH_LENGTH = 400
 
 READ = problem_responses(400, 401, 403, 404)
 WRITE = problem_responses(400, 401, 403, 404, 409)

@@ -25,12 +25,12 @@ from csvboard.schedule.schemas import (
     SeibanCardPage,
     SignageSnapshot,
 )
+from csvboard.schedule.search import MAX_SEARCH_LENGTH
 
 router = APIRouter(prefix="/api/v1/schedules/{slug}", tags=["production schedule"])
 # A resource's capacity is a setting of the dashboard (admin), beside its feeds.
 settings_router = APIRouter(prefix="/api/v1/dashboards/{slug}", tags=["dashboards"])
 
-MAX_SEARCH_LENGTH = 400
 READ = problem_responses(400, 401, 403, 404)
 
 

@@ -28,6 +28,7 @@ from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import ProductionScheduleRowDueDate, completed_exists
 from csvboard.schedule.progress import active_steps, done_count, effective
 from csvboard.schedule.search import normalized_codes, split_search, token_condition
+from csvboard.schedule.seibans import unknown_seibans
 
 MAX_CARDS = 50
 DEFAULT_CARDS = 12
@@ -63,7 +64,11 @@ def seiban_cards(
     if len(codes) > MAX_SEIBANS:
         raise InvalidRequest("SCOPE_TOO_LARGE", f"at most {MAX_SEIBANS} 製番 at a time")
     if codes:
-        _check_known(session, f, dashboard, codes)
+        unknown = unknown_seibans(session, dashboard, codes)
+        if unknown:
+            raise InvalidRequest(
+                "UNKNOWN_SEIBAN", f"the schedule has no step of 製番 {', '.join(unknown[:10])}"
+            )
         page = [c for c in codes if after is None or c > after][: limit + 1]
     elif q and q.strip():
         page = _searched(session, f, dashboard, q, after, limit + 1)
@@ -76,20 +81,6 @@ def seiban_cards(
         "items": [cards[s] for s in page if s in cards],
         "next_cursor": encode_cursor([page[-1]]) if more and page else None,
     }
-
-
-def _check_known(session: Session, f: Fields, dashboard: CsvDashboard, codes: list[str]) -> None:
-    known = set(
-        session.scalars(
-            select(f.seiban).where(_R.csv_dashboard_id == dashboard.id, f.seiban.in_(codes))
-            .group_by(f.seiban)
-        )
-    )  # fmt: skip
-    unknown = [c for c in codes if c not in known]
-    if unknown:
-        raise InvalidRequest(
-            "UNKNOWN_SEIBAN", f"the schedule has no step of 製番 {', '.join(unknown[:10])}"
-        )
 
 
 def first_seibans(session: Session, dashboard: CsvDashboard, n: int) -> list[str]:

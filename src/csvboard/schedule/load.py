@@ -34,6 +34,7 @@ from csvboard.schedule.models import (
     completed_exists,
 )
 from csvboard.schedule.progress import active_steps, effective
+from csvboard.schedule.queries import has_record
 
 DEFAULT_WEEKS = 8
 MAX_WEEKS = 26
@@ -88,14 +89,9 @@ def resource_load(
             e["later"] += value
         else:
             e["weeks"][(due - first).days // 7] += value
-    no_due = (
-        select(_Due.csv_dashboard_row_id)
-        .where(_Due.csv_dashboard_row_id == _R.id, _Due.csv_dashboard_id == dashboard.id)
-        .exists()
-    )
     for code, total in session.execute(
         active_steps(f, dashboard, f.resource, func.sum(hours))
-        .where(~no_due, ~effective())  # active_steps joins the completion records
+        .where(~has_record(_Due), ~effective())  # active_steps joins the completion records
         .group_by(f.resource)
     ):
         entry(code)["no_due"] += Decimal(str(total or 0))

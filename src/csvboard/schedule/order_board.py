@@ -32,9 +32,14 @@ from csvboard.schedule.expressions import Fields, fields
 from csvboard.schedule.models import (
     ProductionScheduleRowDueDate,
     ProductionScheduleRowOrder,
-    completed_exists,
 )
-from csvboard.schedule.queries import CompletionFilter, keys_after, list_rows
+from csvboard.schedule.queries import (
+    CompletionFilter,
+    completion_condition,
+    has_record,
+    keys_after,
+    list_rows,
+)
 
 MAX_COLUMN_PAGE = 200
 DEFAULT_COLUMN_PAGE = 30
@@ -61,11 +66,7 @@ def order_column(
     require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     if not 1 <= limit <= MAX_COLUMN_PAGE:
         raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_COLUMN_PAGE}, not {limit}")
-    if completion not in ("all", "complete", "incomplete"):
-        raise InvalidRequest(
-            "INVALID_COMPLETION_FILTER",
-            f"completion must be all, complete or incomplete, not {completion!r}",
-        )
+    completion_condition(completion)  # 400 before the cursor and the resource
     part, after = _decode(cursor)
     code = one_resource(session, dashboard, resource)
     f = fields(session)
@@ -122,14 +123,6 @@ def _decode(cursor: str | None) -> tuple[str, list[Any] | None]:
     return "rest", [rest or None] if rest else None
 
 
-def _open(completion: CompletionFilter) -> list[Any]:
-    if completion == "complete":
-        return [completed_exists(_R.id)]
-    if completion == "incomplete":
-        return [~completed_exists(_R.id)]
-    return []
-
-
 def _ordered(
     session: Session, f: Fields, dashboard: CsvDashboard, code: str, completion: CompletionFilter
 ) -> list[uuid.UUID]:
@@ -143,7 +136,7 @@ def _ordered(
                 _Order.resource_cd == code,
                 f.active(),
                 ~f.machine_row(),
-                *_open(completion),
+                *completion_condition(completion),
             )
             .order_by(_Order.order_number)
         )
@@ -172,8 +165,8 @@ def _due_dated(
             f.resource == code,
             f.active(),
             ~f.machine_row(),
-            ~_has_order(),
-            *_open(completion),
+            ~has_record(_Order),
+            *completion_condition(completion),
         )
         .order_by(*keys)
         .limit(room + 1)
@@ -187,10 +180,6 @@ def _due_dated(
     last = rows[room - 1]
     due, seiban, product_no, kojun, hincd, row_id = last[1:]
     return page, [due.isoformat(), seiban, product_no, int(kojun), hincd, str(row_id)]
-
-
-def _has_order() -> Any:
-    return select(_Order.csv_dashboard_row_id).where(_Order.csv_dashboard_row_id == _R.id).exists()
 
 
 def _composed(

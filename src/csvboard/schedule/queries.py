@@ -110,11 +110,7 @@ def list_rows(
     require_schedule(dashboard.kind, f"dashboard {dashboard.slug!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidRequest("INVALID_LIMIT", f"limit must be 1–{MAX_PAGE_SIZE}, not {limit!r}")
-    if completion not in ("all", "complete", "incomplete"):
-        raise InvalidRequest(
-            "INVALID_COMPLETION_FILTER",
-            f"completion must be all, complete or incomplete, not {completion!r}",
-        )
+    done = completion_condition(completion)
     tokens = split_search(q)
     after = _decode_cursor(cursor) if cursor else None
 
@@ -139,16 +135,13 @@ def list_rows(
         # By primary key, without the dashboard (every id is one of its rows): with it,
         # SQLite would walk the dashboard's schedule index instead of probing the ids.
         page = page.where(_R.id.in_(found))
-    if completion == "complete":
-        page = page.where(completed_exists(_R.id))
-    elif completion == "incomplete":
-        page = page.where(~completed_exists(_R.id))
+    page = page.where(*done)
     if has_note is not None:
-        page = page.where(_has(_Note) if has_note else ~_has(_Note))
+        page = page.where(has_record(_Note) if has_note else ~has_record(_Note))
     if has_due_date is not None:
-        page = page.where(_has(_Due) if has_due_date else ~_has(_Due))
+        page = page.where(has_record(_Due) if has_due_date else ~has_record(_Due))
     if has_order is not None:
-        page = page.where(_has(_Order) if has_order else ~_has(_Order))
+        page = page.where(has_record(_Order) if has_order else ~has_record(_Order))
     if tokens:
         page = page.where(or_(*(token_condition(f, t) for t in tokens)))
     if after is not None:
@@ -191,7 +184,21 @@ def list_rows(
     return [compose(r, names) for r in rows], next_cursor
 
 
-def _has(model: Any) -> ColumnElement[bool]:
+def completion_condition(completion: CompletionFilter) -> list[ColumnElement[bool]]:
+    """The row conditions of a completion filter; 400 ``INVALID_COMPLETION_FILTER``."""
+    if completion == "complete":
+        return [completed_exists(_R.id)]
+    if completion == "incomplete":
+        return [~completed_exists(_R.id)]
+    if completion == "all":
+        return []
+    raise InvalidRequest(
+        "INVALID_COMPLETION_FILTER",
+        f"completion must be all, complete or incomplete, not {completion!r}",
+    )
+
+
+def has_record(model: Any) -> ColumnElement[bool]:
     """The row has a record in ``model`` (a 1:1 operator table), as an EXISTS test."""
     return exists().where(model.csv_dashboard_row_id == _R.id)
 
@@ -243,4 +250,7 @@ def get_row(session: Session, row_id: uuid.UUID) -> dict[str, Any]:
     return compose(row, names)
 
 
-__all__ = ["MAX_PAGE_SIZE", "CompletionFilter", "get_row", "keys_after", "list_rows"]
+__all__ = [
+    "MAX_PAGE_SIZE", "CompletionFilter", "completion_condition", "get_row", "has_record",
+    "keys_after", "list_rows",
+]  # fmt: skip

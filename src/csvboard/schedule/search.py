@@ -15,6 +15,7 @@ from csvboard.errors import InvalidRequest
 from csvboard.schedule.expressions import Fields
 
 MAX_SEARCH_TOKENS = 8
+MAX_SEARCH_LENGTH = 400  # characters of a search a request may send
 SEIBAN_LENGTH = 8
 
 # Search separators as typed: every character whose NFKC form is "," or "、" (full-width ，,
@@ -102,6 +103,7 @@ def index_only(token: Token) -> bool:
 
 
 __all__ = [
+    "MAX_SEARCH_LENGTH",
     "MAX_SEARCH_TOKENS",
     "SEIBAN_LENGTH",
     "Token",

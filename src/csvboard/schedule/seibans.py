@@ -99,7 +99,7 @@ def check_list(values: Sequence[Any]) -> list[str]:
     return cleaned
 
 
-def _unknown(session: Session, dashboard: CsvDashboard, seibans: list[str]) -> list[str]:
+def unknown_seibans(session: Session, dashboard: CsvDashboard, seibans: list[str]) -> list[str]:
     """Those of ``seibans`` that no row of the dashboard carries, active or retired (one
     probe of the schedule index each): a 製番 whose steps have all retired stays valid."""
     f = fields(session)  # the schedule index's very expressions
@@ -136,7 +136,7 @@ def replace(
     """
     cleaned = check_list(seibans)
     expected = parse_if_match(if_match)
-    unknown = _unknown(session, dashboard, cleaned)
+    unknown = unknown_seibans(session, dashboard, cleaned)
     if unknown:
         raise InvalidRequest(
             "UNKNOWN_SEIBAN",

@@ -19,6 +19,7 @@
   const canWrite = root.getAttribute("data-can-write") === "true";
   const base = "/api/v1/schedules/" + encodeURIComponent(slug);
   const el = window.csvboardSteps.el;
+  const getJson = window.csvboardSteps.getJson;
   const PAGE = 30;
   const CHOICE_KEY = "csvboard.board.resources." + slug;
   const SCOPE_KEY = "csvboard.kiosk.scope." + slug;  // the list's scope, the first default
@@ -56,11 +57,6 @@
     box.hidden = !message;
   }
 
-  async function getJson(path) {
-    const res = await fetch(path, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
-    if (!res.ok) throw new Error(await window.csvboardSteps.problemText(res));
-    return res.json();
-  }
 
   // --- columns -------------------------------------------------------------------------------
 

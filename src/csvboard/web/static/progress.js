@@ -22,6 +22,7 @@
   const canWrite = root.getAttribute("data-can-write") === "true";
   const base = "/api/v1/schedules/" + encodeURIComponent(slug);
   const el = window.csvboardSteps.el;
+  const getJson = window.csvboardSteps.getJson;
   const PAGE_CARDS = 12;
   const SEARCH_DEBOUNCE_MS = 120;
   const KEEP_MARGIN = "2000px 0px";
@@ -49,11 +50,6 @@
     box.hidden = !message;
   }
 
-  async function getJson(path) {
-    const res = await fetch(path, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
-    if (!res.ok) throw new Error(await window.csvboardSteps.problemText(res));
-    return res.json();
-  }
 
   // --- one card ------------------------------------------------------------------------------
 

@@ -422,6 +422,12 @@
   csvboardSteps.el = el;
   csvboardSteps.cookie = cookie;
   csvboardSteps.problemText = problemText;
+  // A GET of JSON for the pages beside the list; a refusal is an Error with its detail.
+  csvboardSteps.getJson = async function getJson(path) {
+    const res = await fetch(path, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
+    if (!res.ok) throw new Error(await problemText(res));
+    return res.json();
+  };
   csvboardSteps.actionButton = actionButton;
   window.csvboardSteps = csvboardSteps;
 })();
