@@ -40,7 +40,13 @@ def test_operations_metrics(api: Api) -> None:
     text = api.get("/metrics", as_=None).text
     assert value(text, "csvboard_oldest_queued_run_age_seconds") >= 20 * 60
     assert value(text, "csvboard_stored_bytes") == float(sum(s or 0 for s in sizes))
-    assert value(text, "csvboard_run_duration_seconds_count") >= 1.0
+    runs = value(text, "csvboard_run_duration_seconds_count")
+    assert runs >= 1.0
+    # every run here took well under an hour: the last finite bucket holds them all
+    last = re.search(r'^csvboard_run_duration_seconds_bucket\{le="3600(?:\.0)?"\} (\S+)$', text,
+                     re.MULTILINE)  # fmt: skip
+    assert last and float(last[1]) == runs
+    assert 0 <= value(text, "csvboard_run_duration_seconds_sum") < 3600 * runs
     assert done.status == "failed"
     with h.write() as session:
         session.execute(update(IngestionRun).where(IngestionRun.run_id == queued)

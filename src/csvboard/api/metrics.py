@@ -4,6 +4,7 @@ time (so every process reports the same truth, whoever executed the runs)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -12,7 +13,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
@@ -23,6 +24,13 @@ from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSo
 from csvboard.runs.vocabulary import RunStatus
 
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+def _seconds_between(dialect: str, start: Any, end: Any) -> Any:
+    """``end - start`` in seconds, in SQL (timestamps are text on SQLite)."""
+    if dialect == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
 class LedgerCollector(Collector):
@@ -116,25 +124,29 @@ class LedgerCollector(Collector):
                     .group_by(IngestionRunSource.stored_path)
                 ).all()
             )
-            durations = [
-                (finished - started).total_seconds()
-                for started, finished in session.execute(
-                    select(IngestionRun.started_at, IngestionRun.finished_at).where(
-                        IngestionRun.started_at.is_not(None), IngestionRun.finished_at.is_not(None)
-                    )
-                )
-                if started is not None and finished is not None
-            ]
+            # Bucketed in SQL: one row whatever the ledger's size, not a row per run.
+            seconds = _seconds_between(
+                session.get_bind().dialect.name, IngestionRun.started_at, IngestionRun.finished_at
+            )
+            counted = session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(seconds), 0.0),
+                    *(
+                        func.coalesce(func.sum(case((seconds <= b, 1), else_=0)), 0)
+                        for b in RUN_BUCKETS
+                    ),
+                ).where(IngestionRun.started_at.is_not(None), IngestionRun.finished_at.is_not(None))
+            ).one()
         oldest.add_metric([], (now - queued_since).total_seconds() if queued_since else 0.0)
         silent.add_metric([], (now - beat).total_seconds() if beat else 0.0)
         stored.add_metric([], float(sum(v or 0 for v in sizes.values())))
         histogram = HistogramMetricFamily(
             "csvboard_run_duration_seconds", "How long runs took, from start to their end"
         )
-        buckets = [(str(b), sum(1 for d in durations if d <= b)) for b in RUN_BUCKETS]
-        histogram.add_metric(
-            [], [*buckets, ("+Inf", len(durations))], sum_value=float(sum(durations))
-        )
+        total, summed, *within = counted
+        buckets = [(str(b), int(n)) for b, n in zip(RUN_BUCKETS, within, strict=True)]
+        histogram.add_metric([], [*buckets, ("+Inf", int(total))], sum_value=float(summed))
         yield oldest
         yield silent
         yield feeds
