@@ -73,7 +73,8 @@ def test_a_transient_failure_is_rerun_after_its_back_off(harness: Harness, sched
     report = scheduler.tick(ended + timedelta(seconds=61))
     (child,) = children(harness, first)
     assert report.retried == [child.run_id]
-    assert (child.requested_by, child.mode, child.status) == ("retry-policy", "scheduled", "queued")
+    # a re-run is manual (docs/contract.md §2.1); the policy still follows its own chain
+    assert (child.requested_by, child.mode, child.status) == ("retry-policy", "manual", "queued")
     assert scheduler.tick(ended + timedelta(minutes=30)).retried == []  # once per failure
 
     # the re-run fails too: the second back-off is 5 minutes from its end, then 15, then done

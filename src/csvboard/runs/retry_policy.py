@@ -4,11 +4,12 @@ A scheduled run that failed for a reason outside its file — its worker died or
 the database refused the apply, it ran out of time (``TRANSIENT_CODES``) — is re-run by the
 scheduler after a back-off (``CSVBOARD_AUTO_RETRY_MINUTES``, by default 1, 5 and 15 minutes
 for the first, second and third re-run), as the contract's re-run: a new run with
-``parent_run_id``, the same sources, ``requested_by = retry-policy``, within the limit of three
-re-runs per original. A failure in the file (a wrong header, an undecodable file, every row
+``parent_run_id``, the same sources, ``mode = manual``, ``requested_by = retry-policy``,
+within the limit of three re-runs per original. A failure in the file (a wrong header, an undecodable file, every row
 rejected) is never retried: running it again would fail again.
 
-Manual runs are not retried unless their dashboard's ``options.retry_manual_runs`` is true. An
+The policy's own re-runs are retried in their turn (the chain goes on); other manual runs are
+not retried unless their dashboard's ``options.retry_manual_runs`` is true. An
 admin can stop a pending retry (an ``auto_retry_cancelled`` event on the failed run); the
 policy then leaves the run alone.
 """
@@ -57,7 +58,10 @@ def pending_retry(
     failure = latest_failure(session, run.run_id)
     if failure is None or failure[0] not in TRANSIENT_CODES:
         return None
-    if run.mode != RunMode.SCHEDULED.value and not _manual_retried(session, run):
+    # A re-run is always manual (docs/contract.md §2.1): the policy's own re-runs continue
+    # the chain of the scheduled run they came from.
+    scheduled = run.mode == RunMode.SCHEDULED.value or run.requested_by == REQUESTED_BY
+    if not scheduled and not _manual_retried(session, run):
         return None
     has_child = session.scalar(
         select(IngestionRun.run_id).where(IngestionRun.parent_run_id == run.run_id).limit(1)
@@ -85,9 +89,7 @@ def fire_due(session: Session, now: datetime, delays: list[timedelta]) -> list[u
         if pending is None or pending.due_at > now:
             continue
         try:
-            child = retry_run(
-                session, run.run_id, requested_by=REQUESTED_BY, mode=RunMode(run.mode)
-            )
+            child = retry_run(session, run.run_id, requested_by=REQUESTED_BY)
         except Conflict:
             continue  # re-run by someone else meanwhile, or its limit reached
         lifecycle.record_event(

@@ -204,17 +204,8 @@ def _descendants(session: Session, root_id: uuid.UUID) -> list[IngestionRun]:
     return found
 
 
-def retry_run(
-    session: Session,
-    run_id: uuid.UUID | str,
-    *,
-    requested_by: str,
-    mode: RunMode = RunMode.MANUAL,
-) -> IngestionRun:
-    """Queue a re-run of a failed, partial or cancelled run (docs/contract.md §2.1 "Re-runs").
-
-    A person's re-run is ``manual``; the retry policy's keeps the failed run's mode
-    (csvboard.runs.retry_policy), so a scheduled chain stays scheduled."""
+def retry_run(session: Session, run_id: uuid.UUID | str, *, requested_by: str) -> IngestionRun:
+    """Queue a re-run of a failed, partial or cancelled run (docs/contract.md §2.1 "Re-runs")."""
     run = get_run(session, run_id)
     root = _root_of(session, run)
     if session.get_bind().dialect.name == "postgresql":
@@ -267,7 +258,7 @@ def retry_run(
         run_kind=run.run_kind,
         target_types=list(run.target_types),
         sources=new_sources,
-        mode=mode.value,
+        mode=RunMode.MANUAL.value,
         requested_by=requested_by,
         parent_run_id=run.run_id,
     )
