@@ -5,8 +5,8 @@ the database refused the apply, it ran out of time (``TRANSIENT_CODES``) — is 
 scheduler after a back-off (``CSVBOARD_AUTO_RETRY_MINUTES``, by default 1, 5 and 15 minutes
 for the first, second and third re-run), as the contract's re-run: a new run with
 ``parent_run_id``, the same sources, ``mode = manual``, ``requested_by = retry-policy``,
-within the limit of three re-runs per original. A failure in the file (a wrong header, an undecodable file, every row
-rejected) is never retried: running it again would fail again.
+within the limit of three re-runs per original. A failure in the file (a wrong header, an
+undecodable file, every row rejected) is never retried: running it again would fail again.
 
 The policy's own re-runs are retried in their turn (the chain goes on); other manual runs are
 not retried unless their dashboard's ``options.retry_manual_runs`` is true. An
