@@ -48,6 +48,8 @@ def get_health(engine: EngineDep, response: Response) -> Health:
             f"{ledger.without_heartbeat} running run(s) without a heartbeat for over {seconds} s"
         )
     if failing_feeds:
-        checks["mail_feeds"] = "failing: " + " | ".join(failing_feeds)
+        checks["mail_feeds"] = "failing: " + " | ".join(
+            f"{feed.label}: {feed.detail}" for feed in failing_feeds
+        )
     degraded = any(value != "ok" for value in checks.values())
     return Health(status="degraded" if degraded else "ok", checks=checks)

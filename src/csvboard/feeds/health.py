@@ -1,16 +1,23 @@
-"""Which feeds are failing, for the health endpoint (docs/contract.md §5, "Health")."""
+"""Which feeds are in trouble: mail feeds whose polls keep failing (the health endpoint,
+docs/contract.md §5, "Health") and scheduled feeds that missed a slot (the alerts,
+csvboard/alerts/problems.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
-from sqlalchemy import select
+from croniter import croniter  # type: ignore[import-untyped]
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
-from csvboard.dashboards.vocabulary import FeedSource
+from csvboard.dashboards.vocabulary import FETCHED_SOURCES, FeedSource
 from csvboard.feeds.imap_options import ImapOptions
 from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.runs.models import IngestionRun, IngestionRunSource
+from csvboard.runs.vocabulary import DELIVERED_STATUSES
 
 #: A mail feed's error counts once it has outlasted this many poll intervals (at least
 #: MAIL_MIN_OUTAGE) since the last successful poll (or since the feed was created): one
@@ -20,8 +27,15 @@ MAIL_MIN_OUTAGE = timedelta(minutes=5)
 _DEFAULT_POLL_SECONDS = ImapOptions.model_fields["poll_seconds"].default
 
 
-def failing_mail_feeds(session: Session, now: datetime) -> list[str]:
-    """``slug/feed: error`` of each enabled imap feed whose error has persisted."""
+@dataclass(frozen=True)
+class FeedTrouble:
+    feed_id: uuid.UUID
+    label: str  # "slug/feed"
+    detail: str
+
+
+def failing_mail_feeds(session: Session, now: datetime) -> list[FeedTrouble]:
+    """Each enabled imap feed whose error has persisted, with the error."""
     rows = session.execute(
         select(CsvDashboardFeed, CsvDashboard.slug, CsvDashboardFeedState)
         .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
@@ -43,5 +57,48 @@ def failing_mail_feeds(session: Session, now: datetime) -> list[str]:
         allowed = max(timedelta(seconds=MAIL_OUTAGE_POLLS * poll), MAIL_MIN_OUTAGE)
         since = state.last_success_at or feed.created_at
         if now - since > allowed:
-            failing.append(f"{slug}/{feed.name}: {state.last_error}")
+            failing.append(FeedTrouble(feed.id, f"{slug}/{feed.name}", state.last_error or ""))
     return failing
+
+
+def overdue_feeds(
+    session: Session, now: datetime, tz: tzinfo, grace: timedelta
+) -> list[FeedTrouble]:
+    """Each enabled scheduled feed whose latest slot, ``grace`` or more ago, was not followed
+    by a run of its file that succeeded: "not succeeded for longer than its interval".
+
+    A slot's run (and the retry policy's re-runs of it) has ``grace`` to succeed. The slot,
+    not a fixed interval, is the measure, so a weekday feed is not overdue on Sunday.
+    """
+    rows = session.execute(
+        select(CsvDashboardFeed, CsvDashboard.slug)
+        .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
+        .where(
+            CsvDashboardFeed.enabled.is_(True),
+            CsvDashboardFeed.schedule.is_not(None),
+            CsvDashboardFeed.source.in_(FETCHED_SOURCES),
+        )
+        .order_by(CsvDashboard.slug, CsvDashboardFeed.name)
+    ).all()
+    overdue = []
+    for feed, slug in rows:
+        slot: datetime = croniter(feed.schedule, (now - grace).astimezone(tz)).get_prev(datetime)
+        if feed.created_at > slot:
+            continue  # its first slot has not come yet
+        delivered = session.scalar(
+            select(func.max(IngestionRun.finished_at))
+            .join(IngestionRunSource, IngestionRunSource.run_id == IngestionRun.run_id)
+            .where(
+                IngestionRunSource.feed_id == feed.id, IngestionRun.status.in_(DELIVERED_STATUSES)
+            )
+        )
+        if delivered is None or delivered < slot:
+            since = "never" if delivered is None else f"last at {delivered.isoformat()}"
+            overdue.append(
+                FeedTrouble(
+                    feed.id,
+                    f"{slug}/{feed.name}",
+                    f"no successful run since its slot at {slot.isoformat()} ({since})",
+                )
+            )
+    return overdue

@@ -50,25 +50,43 @@ def pending_retry(
     session: Session, run: IngestionRun, delays: list[timedelta]
 ) -> PendingRetry | None:
     """The re-run the policy will make of ``run``, and when; None if it will make none."""
-    if RunStatus(run.status) is not RunStatus.FAILED or run.finished_at is None:
+    if run.finished_at is None or not _eligible(session, run):
         return None
     attempt = len(ancestors(session, run)) + 1
     if attempt > min(len(delays), MAX_RETRIES_PER_ORIGINAL):
         return None
+    has_child = session.scalar(
+        select(IngestionRun.run_id).where(IngestionRun.parent_run_id == run.run_id).limit(1)
+    )
+    if has_child is not None:
+        return None
+    return PendingRetry(run.run_id, attempt, run.finished_at + delays[attempt - 1])
+
+
+def retries_exhausted(session: Session, run: IngestionRun, delays: list[timedelta]) -> int | None:
+    """How many automatic re-runs ``run``'s chain had when the policy would re-run ``run`` but
+    has none left (someone must look); None otherwise, and when the policy is off."""
+    limit = min(len(delays), MAX_RETRIES_PER_ORIGINAL)
+    if limit == 0 or not _eligible(session, run):
+        return None
+    made = len(ancestors(session, run))
+    return made if made >= limit else None
+
+
+def _eligible(session: Session, run: IngestionRun) -> bool:
+    """A failure the policy re-runs: it may pass, the run is scheduled (or the dashboard
+    re-runs manual runs), and nobody stopped the chain."""
+    if RunStatus(run.status) is not RunStatus.FAILED:
+        return False
     failure = latest_failure(session, run.run_id)
     if failure is None or failure[0] not in TRANSIENT_CODES:
-        return None
+        return False
     # A re-run is always manual (docs/contract.md §2.1): the policy's own re-runs continue
     # the chain of the scheduled run they came from.
     scheduled = run.mode == RunMode.SCHEDULED.value or run.requested_by == REQUESTED_BY
     if not scheduled and not _manual_retried(session, run):
-        return None
-    has_child = session.scalar(
-        select(IngestionRun.run_id).where(IngestionRun.parent_run_id == run.run_id).limit(1)
-    )
-    if has_child is not None or _cancelled(session, run.run_id):
-        return None
-    return PendingRetry(run.run_id, attempt, run.finished_at + delays[attempt - 1])
+        return False
+    return not _cancelled(session, run.run_id)
 
 
 def fire_due(session: Session, now: datetime, delays: list[timedelta]) -> list[uuid.UUID]:
@@ -126,5 +144,5 @@ def _manual_retried(session: Session, run: IngestionRun) -> bool:
 
 __all__ = [
     "CANCELLED_EVENT", "REQUESTED_BY", "TRANSIENT_CODES", "PendingRetry", "cancel", "fire_due",
-    "pending_retry",
+    "pending_retry", "retries_exhausted",
 ]  # fmt: skip

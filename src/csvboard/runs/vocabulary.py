@@ -7,7 +7,8 @@ from enum import StrEnum
 from csvboard.dashboards.vocabulary import TargetType, sql_in
 
 __all__ = [
-    "ACTIVE_STATUSES", "RETRYABLE_STATUSES", "TERMINAL_STATUSES", "EventStatus", "ItemStatus",
+    "ACTIVE_STATUSES", "DELIVERED_STATUSES", "RETRYABLE_STATUSES", "TERMINAL_STATUSES",
+    "EventStatus", "ItemStatus",
     "RunKind", "RunMode", "RunStatus", "TargetType", "UpdateType", "sql_in",
 ]  # fmt: skip
 
@@ -40,6 +41,8 @@ TERMINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.CANCELLED}
 )
 ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+#: A run that brought its file in: a partial run stored every row it could.
+DELIVERED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL})
 RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.CANCELLED})
 
 
