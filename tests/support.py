@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from csvboard.db.engine import make_engine, read_session, write_session
 from csvboard.feeds.start import start_upload_run
 from csvboard.ingest.ledger import RunOutcome
 from csvboard.ingest.runner import execute_run
+from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
 from csvboard.runs.queries import error_summary
+from csvboard.runs.vocabulary import RunMode, RunStatus
 from csvboard.settings import Settings
 from csvboard.storage import store_file
 
@@ -179,6 +182,36 @@ class Harness:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+ONE_ROW_FILE = "\r\n".join([SCHEDULE_HEADER, schedule_line(1000000001, "A0000001", "P-1", 10)])
+
+
+def failed_run(
+    h: Harness, board: CsvDashboard, code: str, *, mode: RunMode = RunMode.SCHEDULED
+) -> tuple[uuid.UUID, datetime]:
+    """A run of a one-row file, queued as the scheduler would, that failed ``code``; its id
+    and when it ended."""
+    with h.write() as session:
+        stored = store_file(h.data_dir, h.write_file(ONE_ROW_FILE + "\r\n"))
+        run_id = start_upload_run(
+            session, dashboard=board, stored=stored, run_kind="official_ingestion",
+            requested_by="scheduler", mode=mode.value,
+        ).run_id  # fmt: skip
+    return run_id, fail(h, run_id, code)
+
+
+def fail(h: Harness, run_id: uuid.UUID, code: str) -> datetime:
+    """A queued run starts and fails ``code``; when it ended."""
+    with h.write() as session:
+        lifecycle.transition(session, run_id, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
+        lifecycle.transition(
+            session, run_id, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
+            error_code=code, message="test",
+        )  # fmt: skip
+        ended = session.get_one(IngestionRun, run_id).finished_at
+    assert ended is not None
+    return ended
 
 
 class Api:

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOMAINS = ("runs", "dashboards", "schedule", "feeds")
+DOMAINS = ("runs", "dashboards", "schedule", "feeds", "alerts")
 ROUTERS = {"__init__.py", "api.py", "start_api.py", "boards_api.py"}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from csvboard.settings import Settings
 
@@ -24,7 +24,13 @@ def readme_table() -> dict[str, str]:
 
 
 def _as_field(name: str, raw: str) -> Any:
-    default = Settings.model_fields[name].default
+    field = Settings.model_fields[name]
+    default = field.default
+    if default is None:  # README writes an unset optional as `(unset)`
+        if raw == "(unset)":
+            return None
+        kinds = getattr(field.annotation, "__args__", ())
+        return SecretStr(raw) if SecretStr in kinds else Path(raw) if Path in kinds else raw
     if isinstance(default, Path):
         return Path(raw)
     if isinstance(default, ZoneInfo):
@@ -41,7 +47,7 @@ def test_readme_lists_every_setting_with_its_default() -> None:
 
 
 def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    values = {
+    values: dict[str, str | None] = {
         "database_url": "postgresql+psycopg://u@127.0.0.1/db",
         "data_dir": "/srv/csvboard",
         "timezone": "UTC",
@@ -63,13 +69,31 @@ def test_the_environment_sets_every_setting(monkeypatch: pytest.MonkeyPatch) -> 
         "retention_ledger_days": "180",
         "retention_retired_row_days": "90",
         "prune_hour": "4",
+        "alert_webhook_url": "https://hooks.example/T0/secret",
+        "alert_webhook_url_file": None,  # one source per secret: the URL is set above
+        "alert_smtp_host": "mail.factory.example",
+        "alert_smtp_port": "465",
+        "alert_smtp_security": "tls",
+        "alert_smtp_user": "csvboard",
+        "alert_smtp_password": None,  # read from the file below
+        "alert_smtp_password_file": "/run/secrets/smtp",
+        "alert_mail_from": "csvboard@factory.example",
+        "alert_mail_to": "admin@factory.example, planner@factory.example",
+        "alert_timeout_seconds": "3",
+        "alert_check_seconds": "30",
+        "alert_feed_grace_minutes": "90",
+        "public_url": "http://csvboard.local:8000",
     }
     assert set(values) == set(Settings.model_fields)
     for name, raw in values.items():
-        monkeypatch.setenv(f"CSVBOARD_{name.upper()}", raw)
+        if raw is None:
+            monkeypatch.delenv(f"CSVBOARD_{name.upper()}", raising=False)
+        else:
+            monkeypatch.setenv(f"CSVBOARD_{name.upper()}", raw)
     settings = Settings.from_env()
     for name, raw in values.items():
-        assert getattr(settings, name) == _as_field(name, raw), name
+        expected = None if raw is None else _as_field(name, raw)
+        assert getattr(settings, name) == expected, name
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,7 @@ def create_app(
     app.state.metrics = metrics
     install_problem_handlers(app)
 
+    from csvboard.alerts.api import router as alerts_router
     from csvboard.api.health import router as health_router
     from csvboard.dashboards.api import router as dashboards_router
     from csvboard.runs.api import router as runs_router
@@ -107,6 +108,7 @@ def create_app(
         start_router,
         runs_router,
         health_router,
+        alerts_router,
         dashboards_router,
         schedule_router,
         boards_router,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///csvboard.db"
@@ -65,6 +66,42 @@ class Settings(BaseSettings):
     retention_ledger_days: int = Field(400, gt=0)
     retention_retired_row_days: int = Field(365, gt=0)
     prune_hour: int = Field(3, ge=0, le=23)
+    # Alerts (csvboard/alerts): a message to a webhook and/or by mail when a problem opens, and
+    # when it clears. Secrets (the webhook's URL, the SMTP password) come from the environment
+    # or from a file (the *_FILE settings, read at each send so a rotated secret is used at
+    # once), never from the database.
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_url_file: Path | None = None
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = Field(587, gt=0, lt=65536)
+    alert_smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    alert_smtp_user: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_smtp_password_file: Path | None = None
+    alert_mail_from: str = "csvboard@localhost"
+    alert_mail_to: str = ""
+    # How long one message may take to send (a webhook that hangs, a slow mail server).
+    alert_timeout_seconds: float = Field(10.0, gt=0)
+    # How often the scheduler looks for problems; how long a scheduled feed's slot has to
+    # bring a successful run before the feed is overdue (its re-runs fit in the default).
+    alert_check_seconds: float = Field(60.0, gt=0)
+    alert_feed_grace_minutes: float = Field(60.0, gt=0)
+    # csvboard's address as its admins reach it, for links in the messages.
+    public_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source_per_secret(self) -> Settings:
+        if self.alert_webhook_url is not None and self.alert_webhook_url_file is not None:
+            raise ValueError("set alert_webhook_url or alert_webhook_url_file, not both")
+        if self.alert_smtp_password is not None and self.alert_smtp_password_file is not None:
+            raise ValueError("set alert_smtp_password or alert_smtp_password_file, not both")
+        if self.alert_smtp_host is not None and not self.alert_mail_recipients:
+            raise ValueError("alert_smtp_host is set: alert_mail_to must name a recipient")
+        return self
+
+    @property
+    def alert_mail_recipients(self) -> list[str]:
+        return [a.strip() for a in self.alert_mail_to.split(",") if a.strip()]
 
     @property
     def auto_retry_delays(self) -> list[timedelta]:

@@ -4,6 +4,7 @@ time (so every process reports the same truth, whoever executed the runs)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -15,13 +16,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
+from csvboard.alerts.models import Alert, AlertKind
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.health import oldest_queued_at
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
-from csvboard.runs.vocabulary import RunStatus
+from csvboard.runs.vocabulary import DELIVERED_STATUSES, RunStatus
 
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -91,8 +93,14 @@ class LedgerCollector(Collector):
         )
         feeds = GaugeMetricFamily(
             "csvboard_feed_last_success_timestamp_seconds",
-            "When a fetched feed's source last answered without error (imap, url, folder)",
+            "When a feed last brought a file that was ingested (a run that succeeded, or"
+            " partly), or a mail feed's poll last answered without error",
             labels=["dashboard", "feed"],
+        )
+        open_alerts = GaugeMetricFamily(
+            "csvboard_alerts_open",
+            "Problems csvboard has noticed that have not cleared (csvboard alerts list)",
+            labels=["kind"],
         )
         stored = GaugeMetricFamily(
             "csvboard_stored_bytes", "Bytes of stored copies of ingested files not yet pruned"
@@ -104,16 +112,37 @@ class LedgerCollector(Collector):
                 .join(IngestionRun, IngestionRun.run_id == IngestionRunLease.run_id)
                 .where(IngestionRun.status == RunStatus.RUNNING.value)
             )
-            for slug, name, at in session.execute(
+            last_success: dict[tuple[str, str], datetime] = {}
+            polled = (
                 select(
                     CsvDashboard.slug, CsvDashboardFeed.name, CsvDashboardFeedState.last_success_at
                 )
                 .join(CsvDashboardFeed, CsvDashboardFeed.csv_dashboard_id == CsvDashboard.id)
                 .join(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
                 .where(CsvDashboardFeedState.last_success_at.is_not(None))
-            ):
-                if at is not None:
-                    feeds.add_metric([slug, name], at.timestamp())
+            )
+            delivered = (
+                select(CsvDashboard.slug, CsvDashboardFeed.name, func.max(IngestionRun.finished_at))
+                .join(CsvDashboardFeed, CsvDashboardFeed.csv_dashboard_id == CsvDashboard.id)
+                .join(IngestionRunSource, IngestionRunSource.feed_id == CsvDashboardFeed.id)
+                .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
+                .where(IngestionRun.status.in_(DELIVERED_STATUSES))
+                .group_by(CsvDashboard.slug, CsvDashboardFeed.name)
+            )
+            for query in (polled, delivered):
+                for slug, name, at in session.execute(query):
+                    if at is not None:
+                        key = (slug, name)
+                        last_success[key] = max(at, last_success.get(key, at))
+            for (slug, name), at in sorted(last_success.items()):
+                feeds.add_metric([slug, name], at.timestamp())
+            alerts_by_kind = dict(
+                session.execute(
+                    select(Alert.kind, func.count())
+                    .where(Alert.cleared_at.is_(None))
+                    .group_by(Alert.kind)
+                ).all()
+            )
             sizes = dict(
                 session.execute(
                     select(IngestionRunSource.stored_path, func.max(IngestionRunSource.size_bytes))
@@ -150,8 +179,11 @@ class LedgerCollector(Collector):
         yield oldest
         yield silent
         yield feeds
+        for kind in AlertKind:
+            open_alerts.add_metric([kind.value], float(alerts_by_kind.get(kind.value, 0)))
         yield stored
         yield histogram
+        yield open_alerts
 
 
 class Metrics:

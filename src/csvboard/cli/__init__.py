@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from csvboard.cli import serve as _serve  # noqa: F401  (registers demo, serve, worker, scheduler)
 from csvboard.cli._common import app
+from csvboard.cli.alerts import alerts_app
 from csvboard.cli.dashboards import dashboards_app
 from csvboard.cli.db import db_app
 from csvboard.cli.maintenance import maintenance_app
@@ -15,6 +16,7 @@ from csvboard.cli.runs import runs_app
 from csvboard.cli.schedule import schedule_app
 from csvboard.cli.tokens import tokens_app
 
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(maintenance_app, name="maintenance")

@@ -79,6 +79,8 @@ class TickReport:
     retried: list[uuid.UUID] = field(default_factory=list)
     # What the nightly prune removed, when it ran (csvboard.runs.retention).
     pruned: dict[str, Any] | None = None
+    # What the alerts check opened, cleared and sent, when it ran (csvboard.alerts).
+    alerts: dict[str, Any] | None = None
 
     @property
     def run_ids(self) -> list[uuid.UUID]:
@@ -91,6 +93,7 @@ class TickReport:
             "run_ids": [str(r) for r in self.run_ids],
             "retried": [str(r) for r in self.retried],
             "pruned": self.pruned,
+            "alerts": self.alerts,
             "feeds": [
                 {
                     "feed_id": str(o.feed_id),

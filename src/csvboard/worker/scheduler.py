@@ -6,6 +6,8 @@ A tick fires cron feeds when a slot is due, hands folder feeds to
 :class:`csvboard.feeds.folder_runs.FolderSource`, URL feeds to
 :class:`csvboard.feeds.url.UrlSource` and imap feeds to :class:`csvboard.feeds.mail.MailPoller`,
 records each feed's outcome (``csvboard.feeds.state``), and settles the folders' processed files.
+It also queues due automatic re-runs (``runs/retry_policy.py``), prunes once a night
+(``runs/retention.py``) and tells the admins of problems (``alerts/service.py``).
 
 **Leadership.** Any number of scheduler processes may run (every ``csvboard serve`` has one);
 only the leader fires and scans, so a cron slot becomes one run, not one per process
@@ -18,20 +20,22 @@ briefly overlap two leaders (the old one may be mid-tick when its connection dro
 - a dropped file is claimed by an atomic ``os.rename`` (``feeds/folder.py``);
 - a cron slot is taken by a compare-and-set on the feed state's ``last_fired_at``
   (``feeds/state.py``);
-- a mail message is claimed by a unique row in its run's transaction (``feeds/mail_claims.py``).
+- a mail message is claimed by a unique row in its run's transaction (``feeds/mail_claims.py``);
+- an alert is one open row per problem and a claimed delivery (``alerts/service.py``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from csvboard import alerts
 from csvboard.clock import utcnow
 from csvboard.dashboards.vocabulary import FeedSource
 from csvboard.db.engine import write_session
@@ -98,6 +102,7 @@ class Scheduler:
             self.leadership = FileLockLeadership(lock_file_for(engine, settings), scheduler_id)
         self._is_leader = False
         self._pruned_on: date | None = None  # the local day of this process's last prune
+        self._alerts_checked_at: datetime | None = None
         self.folders = FolderSource(
             engine,
             settings,
@@ -215,7 +220,23 @@ class Scheduler:
         for run_id in report.retried:
             log.info("scheduler_auto_retry", run_id=str(run_id))
         self._nightly_prune(now, report)
+        self._check_alerts(now, report)
         return report
+
+    def _check_alerts(self, now: datetime, report: TickReport) -> None:
+        """Every CSVBOARD_ALERT_CHECK_SECONDS: tell the admins of problems (csvboard/alerts)."""
+        last = self._alerts_checked_at
+        if last is not None and now - last < timedelta(seconds=self.settings.alert_check_seconds):
+            return
+        try:
+            checked = alerts.evaluate(self.engine, self.settings, now)
+        except SQLAlchemyError:
+            log.exception("scheduler_alerts_failed")
+            return
+        self._alerts_checked_at = now
+        report.alerts = checked.as_dict()
+        if checked.opened or checked.cleared:
+            log.info("scheduler_alerts", **checked.as_dict())
 
     def _nightly_prune(self, now: datetime, report: TickReport) -> None:
         """Once a day after CSVBOARD_PRUNE_HOUR (local time): retention (runs/retention.py)."""
