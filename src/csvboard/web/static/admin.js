@@ -227,7 +227,59 @@
       if (up) for (const b of boards) up.append(el("option", { value: b.slug }, `${b.name} (${b.slug})`));
     }).catch((e) => showError(errorBox, e));
     refresh();
+    initAlerts();
     if (isAdmin) initUpload();
+  }
+
+  // --- open alerts (csvboard/alerts): what the admins were told, and a test message ---------
+
+  function alertItem(a) {
+    const opened = a.deliveries.filter((d) => d.event === "opened");
+    const told = opened.map((d) => d.sent_at
+      ? `${d.channel}: ${t.alert_sent}`
+      : `${d.channel}: ${t.alert_pending}${d.last_error ? " (" + d.last_error + ")" : ""}`);
+    const title = a.details && a.details.run_id
+      ? el("a", { href: "/admin/runs/" + a.details.run_id }, a.summary) : a.summary;
+    return el("li", { class: "alert-item", "data-kind": a.kind },
+      el("strong", null, title),
+      el("span", { class: "muted" }, ` ${t.alert_since} ${fmtTime(a.opened_at)}`),
+      el("div", null, a.body),
+      el("div", { class: "muted" }, told.length ? told.join(" / ") : t.alert_no_channel));
+  }
+
+  function initAlerts() {
+    const list = document.getElementById("alerts-list");
+    const empty = document.getElementById("alerts-empty");
+    async function refresh() {
+      try {
+        const doc = await api("GET", "/api/v1/ops/alerts?state=open&limit=50");
+        list.replaceChildren(...doc.items.map(alertItem));
+        empty.hidden = doc.items.length > 0;
+      } catch (e) {
+        empty.hidden = true;
+        list.replaceChildren(el("li", { class: "alert" }, e.message || String(e)));
+      }
+      setTimeout(refresh, 30000);
+    }
+    const button = document.getElementById("alerts-test");
+    if (button) {
+      const result = document.getElementById("alerts-test-result");
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          const doc = await api("POST", "/api/v1/ops/alerts/test");
+          const entries = Object.entries(doc.channels);
+          result.textContent = entries.length
+            ? entries.map(([c, err]) => `${c}: ${err === null ? t.alert_sent : err}`).join(" / ")
+            : t.alert_no_channel;
+        } catch (e) {
+          result.textContent = e.message || String(e);
+        }
+        result.hidden = false;
+        button.disabled = false;
+      });
+    }
+    refresh();
   }
 
   function initUpload() {
