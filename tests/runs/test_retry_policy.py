@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard
+from csvboard.dashboards.operations import change_operations
 from csvboard.feeds.start import start_upload_run
 from csvboard.runs import lifecycle
 from csvboard.runs.models import IngestionRun
@@ -105,9 +106,12 @@ def test_a_manual_run_is_rerun_only_when_its_dashboard_says_so(
     board = harness.dashboard()
     run_id, ended = failed_run(harness, board, "WORKER_SHUTDOWN", mode=RunMode.MANUAL)
     assert scheduler.tick(ended + timedelta(minutes=2)).retried == []
-    with harness.write() as session:
+    with harness.write() as session:  # the old hand-edited option no longer counts
         stored = session.get_one(CsvDashboard, board.id)
         stored.options = {**stored.options, "retry_manual_runs": True}
+    assert scheduler.tick(ended + timedelta(minutes=2)).retried == []
+    with harness.write() as session:
+        change_operations(session.get_one(CsvDashboard, board.id), {"retry_manual_runs": True})
     (child,) = scheduler.tick(ended + timedelta(minutes=2)).retried
     assert [c.run_id for c in children(harness, run_id)] == [child]
 
