@@ -253,6 +253,114 @@ def test_update_name_encoding_and_processing_types(api: Api) -> None:
     problem(api.patch(f"{BASE}/parts", json={"processing_types": ["x"]}), 400, "NOT_A_SCHEDULE")
 
 
+DEFAULTS = {"retention_file_days": 90, "retention_ledger_days": 400,
+            "retention_retired_row_days": 365}  # fmt: skip
+
+
+def test_operations_are_set_and_cleared_per_setting(api: Api) -> None:
+    created = api.post(BASE, json={"slug": "ps", "preset": "production-schedule"}).json()
+    assert created["operations"] == {
+        "retry_manual_runs": False, "retention_file_days": None, "retention_ledger_days": None,
+        "retention_retired_row_days": None, "effective": DEFAULTS,
+    }  # fmt: skip
+    response = api.patch(
+        f"{BASE}/ps", json={"operations": {"retry_manual_runs": True, "retention_file_days": 30}}
+    )
+    assert response.status_code == 200, response.text
+    ops = response.json()["operations"]
+    assert (ops["retry_manual_runs"], ops["retention_file_days"]) == (True, 30)
+    assert ops["retention_ledger_days"] is None
+    assert ops["effective"] == {**DEFAULTS, "retention_file_days": 30}
+    assert response.json()["updated_at"] > created["updated_at"]
+    assert api.get(f"{BASE}/ps", as_="viewer").json() == response.json()
+
+    # Absent settings stay; an explicit null goes back to the default.
+    ops = api.patch(
+        f"{BASE}/ps", json={"operations": {"retention_file_days": None, "retention_ledger_days": 7}}
+    ).json()["operations"]
+    assert (ops["retry_manual_runs"], ops["retention_file_days"]) == (True, None)
+    assert ops["effective"] == {**DEFAULTS, "retention_ledger_days": 7}
+    ops = api.patch(f"{BASE}/ps", json={"operations": {"retry_manual_runs": None}}).json()
+    assert ops["operations"]["retry_manual_runs"] is False
+    assert ops["operations"]["retention_ledger_days"] == 7
+    listed = api.get(BASE, as_="viewer").json()["items"]
+    assert [d["operations"] for d in listed] == [ops["operations"]]
+
+    assert api.patch(f"{BASE}/ps", json={"operations": {}}, as_="operator").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"retention_file_days": 0},
+        {"retention_ledger_days": -1},
+        {"retention_retired_row_days": 36501},
+        {"retention_file_days": True},
+        {"retention_file_days": 1.5},
+        {"retry_manual_runs": "sometimes"},
+        {"retention_days": 7},
+    ],
+)
+def test_a_bad_operations_setting_is_400_and_changes_nothing(
+    api: Api, setting: dict[str, Any]
+) -> None:
+    api.post(BASE, json={"slug": "ps", "preset": "production-schedule"})
+    before = api.patch(f"{BASE}/ps", json={"operations": {"retention_ledger_days": 10}}).json()
+    # A good change beside the bad one is refused with it.
+    body = {"name": "renamed", "operations": {"retention_ledger_days": 20, **setting}}
+    refused = problem(api.patch(f"{BASE}/ps", json=body), 400, "VALIDATION_FAILED")
+    (error,) = refused["errors"]
+    (name,) = setting
+    assert error["field"] == f"operations.{name}", refused
+    if (
+        name.startswith("retention_")
+        and isinstance(setting[name], int)
+        and name != "retention_days"
+    ):
+        assert "from 1 to 36500" in error["message"] and str(setting[name]) in error["message"]
+    assert api.get(f"{BASE}/ps", as_="viewer").json() == before
+
+
+def test_the_service_refuses_a_bad_setting_too(api: Api) -> None:
+    """Callers other than the API (the CLI, scripts) get the same rule from the domain."""
+    from csvboard.dashboards.service import update_dashboard
+
+    api.post(BASE, json={"slug": "ps", "preset": "production-schedule"})
+    with pytest.raises(InvalidRequest) as refused, api.harness.write() as session:
+        update_dashboard(
+            session, "ps", name="renamed", encoding=None, new_processing_types=None,
+            columns=None, key_columns=None, version_columns=None, ingest_mode=None,
+            operations={"retention_file_days": 0},
+        )  # fmt: skip
+    assert refused.value.code == "INVALID_OPERATIONS"
+    assert "operations.retention_file_days must be a whole number of days from 1 to 36500" in (
+        refused.value.message
+    )
+    assert api.get(f"{BASE}/ps", as_="viewer").json()["name"] != "renamed"
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("retention_file_days", 0), ("retention_ledger_days", -5),
+     ("retention_retired_row_days", 36501)],
+)  # fmt: skip
+def test_the_database_refuses_a_bad_retention(api: Api, column: str, value: int) -> None:
+    """The rule is the database's too (a CHECK on each engine), not only the API's."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from csvboard.dashboards.models import CsvDashboard
+
+    api.post(BASE, json={"slug": "ps", "preset": "production-schedule"})
+    with pytest.raises(IntegrityError) as refused, api.harness.write() as session:
+        session.execute(update(CsvDashboard).values({column: value}))
+    assert f"ck_csv_dashboards_{column}_range" in str(refused.value)
+    with api.harness.write() as session:  # the bounds themselves are allowed
+        session.execute(update(CsvDashboard).values({column: 1}))
+        session.execute(update(CsvDashboard).values({column: 36500}))
+        session.execute(update(CsvDashboard).values({column: None}))
+
+
 def test_the_shape_changes_only_while_there_are_no_rows(api: Api) -> None:
     create_generic(api, "parts")
     columns = [*GENERIC_COLUMNS, {"name": "when", "type": "date"}]

@@ -1,14 +1,19 @@
-"""Migrations 0005–0007 (record hashes in and out, kiosk scope) up and down, on SQLite and
-PostgreSQL."""
+"""Migrations 0005–0007 (record hashes in and out, kiosk scope) and 0010 (dashboard
+operations) up and down, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Engine, inspect
 
-from csvboard.db.engine import make_engine
+from csvboard.dashboards.models import RETENTION_COLUMNS
+from csvboard.dashboards.operations import change_operations
+from csvboard.dashboards.service import create_dashboard, get_dashboard
+from csvboard.db.base import JSONDocument
+from csvboard.db.engine import make_engine, write_session
 from csvboard.db.migrate import alembic_config, current_revision
 
 
@@ -91,3 +96,54 @@ def test_record_hash_migration_goes_down_to_0004_and_up_again(db_url: str) -> No
     assert down["indexes"] == [i for i in head["indexes"] if i != RESOURCE_INDEX]
     command.upgrade(alembic_config(db_url), "head")
     assert _rows_table(db_url) == head
+
+
+def _dashboards(url: str) -> dict[str, dict[str, Any]]:
+    """slug → options and (where the column exists) retry_manual_runs, read without models."""
+    engine = make_engine(url)
+    try:
+        table = sa.table("csv_dashboards", sa.column("slug"), sa.column("options", JSONDocument))
+        if "retry_manual_runs" in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+            table.append_column(sa.column("retry_manual_runs", sa.Boolean()))
+        with engine.connect() as conn:
+            return {
+                row.slug: {k: v for k, v in row._mapping.items() if k != "slug"}
+                for row in conn.execute(sa.select(table))
+            }
+    finally:
+        engine.dispose()
+
+
+def test_operations_migration_moves_retry_manual_runs_between_options_and_column(
+    db_url: str,
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        with write_session(engine) as session:
+            create_dashboard(session, "retried", preset="production-schedule")
+            create_dashboard(session, "plain", preset="production-schedule")
+            change_operations(get_dashboard(session, "retried"), {"retry_manual_runs": True})
+            change_operations(get_dashboard(session, "plain"), {"retention_file_days": 30})
+    finally:
+        engine.dispose()
+    head = _dashboards(db_url)
+
+    command.downgrade(alembic_config(db_url), "0009")
+    down = _dashboards(db_url)
+    assert down["retried"]["options"] == {**head["retried"]["options"], "retry_manual_runs": True}
+    assert down["plain"]["options"] == head["plain"]["options"]
+    assert "retry_manual_runs" not in down["plain"]
+    checks = [
+        c["name"] for c in inspect(make_engine(db_url)).get_check_constraints("csv_dashboards")
+    ]
+    assert not any("retention" in (c or "") for c in checks)
+
+    command.upgrade(alembic_config(db_url), "head")
+    up = _dashboards(db_url)
+    assert up["retried"] == head["retried"] and up["retried"]["retry_manual_runs"] is True
+    assert "retry_manual_runs" not in up["retried"]["options"]
+    assert up["plain"]["retry_manual_runs"] is False  # no option to move: the default
+    checks = [
+        c["name"] for c in inspect(make_engine(db_url)).get_check_constraints("csv_dashboards")
+    ]
+    assert {f"ck_csv_dashboards_{c}_range" for c in RETENTION_COLUMNS} <= set(checks)

@@ -4,6 +4,8 @@
   (a bad cron first: the API's refusal is shown and the form keeps its values), edits and
   disables it; everything survives a reload and reads the same through the API. Operators and
   viewers get no edit controls.
+- Operations: an admin sets a dashboard's retention and manual re-runs (an out-of-range
+  number is refused with the API's rule) and empties a box to go back to the default.
 - Run history: rows loaded with "show more" follow their runs live, like the first page.
 - Progress bars: a finished run's bar is full from the first paint; a running one shows
   processed/target.
@@ -163,6 +165,61 @@ def test_admin_edits_dashboard_and_feeds(
     )
 
 
+def test_admin_sets_a_dashboards_retention_and_manual_reruns(
+    sign_in: SignIn, live_server: Any
+) -> None:
+    admin = sign_in("admin", next_path=DASHBOARDS)
+    dash = admin.locator(f'.dash[data-slug="{SLUG}"]')
+    form = dash.locator("[data-testid=operations-form]")
+    file_days = form.locator("[data-testid=operations-retention_file_days]")
+    expect(dash.locator("[data-testid=operations-value-retention_file_days]")).to_have_text(
+        "90日（既定）"
+    )
+    expect(file_days).to_have_attribute("placeholder", "90日（既定）")
+
+    # out of range: the API's rule is shown, the form keeps what was typed, nothing saved
+    file_days.fill("0")
+    form.locator("button[type=submit]").click()
+    error = dash.locator("[data-testid=operations-error]")
+    expect(error).to_contain_text("operations.retention_file_days")
+    expect(error).to_contain_text("36500")
+    expect(file_days).to_have_attribute("aria-invalid", "true")
+    expect(file_days).to_have_value("0")
+    assert (
+        api_get(live_server, f"/api/v1/dashboards/{SLUG}")["operations"]["retention_file_days"]
+        is None
+    )
+
+    file_days.fill("30")
+    form.locator("[data-testid=operations-retry_manual_runs]").check()
+    form.locator("button[type=submit]").click()
+    expect(dash.locator("[data-testid=flash]")).to_have_text("保存しました")
+    expect(dash.locator("[data-testid=operations-value-retention_file_days]")).to_have_text("30日")
+    expect(dash.locator("[data-testid=operations-value-retry_manual_runs]")).to_have_text("はい")
+    ops = api_get(live_server, f"/api/v1/dashboards/{SLUG}")["operations"]
+    assert (ops["retention_file_days"], ops["retry_manual_runs"]) == (30, True)
+    assert ops["retention_ledger_days"] is None  # untouched boxes are not sent
+
+    # emptied: back to the default
+    dash.locator("[data-testid=operations-retention_file_days]").fill("")
+    dash.locator("[data-testid=operations-form] button[type=submit]").click()
+    expect(dash.locator("[data-testid=operations-value-retention_file_days]")).to_have_text(
+        "90日（既定）"
+    )
+    assert (
+        api_get(live_server, f"/api/v1/dashboards/{SLUG}")["operations"]["retention_file_days"]
+        is None
+    )
+
+    admin.goto(live_server.url(DASHBOARDS + "?lang=en"))
+    expect(dash.locator("[data-testid=operations-value-retention_file_days]")).to_have_text(
+        "90 days (default)"
+    )
+    expect(dash.locator("[data-testid=operations-form]")).to_contain_text(
+        "Re-run failed manual runs automatically"
+    )
+
+
 def test_operator_and_viewer_get_no_edit_controls(sign_in: SignIn, live_server: Any) -> None:
     for role in ("operator", "viewer"):
         page = sign_in(role, next_path=DASHBOARDS)
@@ -175,6 +232,7 @@ def test_operator_and_viewer_get_no_edit_controls(sign_in: SignIn, live_server: 
             "feed-enabled-toggle",
             "feed-edit-open",
             "feed-edit",
+            "operations-form",
         ):
             expect(dash.locator(f"[data-testid={testid}]")).to_have_count(0)
         expect(page.locator("main :is(input, select, textarea)")).to_have_count(0)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard
-from runs.test_retry_policy import failed_run
+from support import failed_run
 
 from .test_console_and_kiosk import SignIn
 

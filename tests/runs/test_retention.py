@@ -2,13 +2,17 @@
 copies of aged runs' files, their items and events, and long-retired rows are removed, counted
 the same by a dry run, and recorded; a run's ledger row stays; a run whose copy is gone says so
 instead of re-running; a copy still needed by a newer run stays; the CLI and the scheduler's
-nightly prune drive it."""
+nightly prune drive it; each dashboard is pruned by its own retention (else the default); a
+prune racing a re-run never leaves a queued run naming a missing file."""
 
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +20,12 @@ from typer.testing import CliRunner
 
 from csvboard.cli import app
 from csvboard.clock import utcnow
+from csvboard.dashboards.models import CsvDashboard, CsvDashboardRow
+from csvboard.dashboards.operations import change_operations
+from csvboard.dashboards.service import get_dashboard
+from csvboard.db.engine import write_session
 from csvboard.errors import Conflict
+from csvboard.runs import lifecycle, retention
 from csvboard.runs.models import (
     IngestionEvent,
     IngestionItem,
@@ -26,6 +35,7 @@ from csvboard.runs.models import (
 )
 from csvboard.runs.retention import prune
 from csvboard.runs.service import is_retryable, retry_run
+from csvboard.runs.vocabulary import RunStatus
 from csvboard.worker.scheduler import Scheduler
 from support import SCHEDULE_HEADER, Harness, schedule_line
 
@@ -120,3 +130,151 @@ def test_the_cli_and_the_nightly_prune(harness: Harness, monkeypatch: pytest.Mon
     finally:
         scheduler.close()
     assert count(h, IngestionEvent) == 0 and count(h, MaintenanceRecord) == 1
+
+
+# --- per dashboard ------------------------------------------------------------------------
+
+
+def set_operations(h: Harness, board: CsvDashboard, **settings: Any) -> None:
+    with h.write() as session:
+        change_operations(get_dashboard(session, board.slug), settings)
+
+
+def run_counts(h: Harness, model: Any, run_id: uuid.UUID) -> int:
+    with h.read() as session:
+        return (
+            session.scalar(select(func.count()).select_from(model).where(model.run_id == run_id))
+            or 0
+        )
+
+
+def test_each_dashboard_is_pruned_by_its_own_retention(harness: Harness) -> None:
+    h = harness
+    fast, slow = h.dashboard("fast"), h.dashboard("slow")
+    set_operations(h, fast, retention_file_days=7, retention_ledger_days=7)
+    fast_run = h.ingest(fast, export("A0000001"), file_name="fast.csv")
+    slow_run = h.ingest(slow, export("B0000001"), file_name="slow.csv")
+    # The same bytes in both: one stored copy, which the slow dashboard's run still needs.
+    shared_fast = h.ingest(fast, export("C0000001"), file_name="shared.csv")
+    shared_slow = h.ingest(slow, export("C0000001"), file_name="shared.csv")
+    with h.read() as session:
+        path_of = {
+            s.run_id: Path(s.stored_path or "") for s in session.scalars(select(IngestionRunSource))
+        }
+    assert path_of[shared_fast.run_id] == path_of[shared_slow.run_id]
+
+    later = utcnow() + timedelta(days=8)
+    report = prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    assert (report.files, report.sources) == (1, 1)  # fast.csv; shared.csv stays
+    assert not path_of[fast_run.run_id].exists()
+    assert path_of[slow_run.run_id].exists() and path_of[shared_fast.run_id].exists()
+    assert run_counts(h, IngestionEvent, fast_run.run_id) == 0
+    assert run_counts(h, IngestionEvent, shared_fast.run_id) == 0
+    assert run_counts(h, IngestionItem, fast_run.run_id) == 0
+    assert run_counts(h, IngestionItem, slow_run.run_id) > 0
+    assert run_counts(h, IngestionEvent, shared_slow.run_id) > 0
+    assert report.retention_days == {
+        "fast": {"files": 7, "ledger": 7, "retired_rows": 365},
+        "slow": {"files": 90, "ledger": 400, "retired_rows": 365},
+    }
+    with h.read() as session:
+        record = session.scalars(select(MaintenanceRecord)).one()
+        assert record.details["retention_days"] == report.retention_days
+        pruned = session.scalars(
+            select(IngestionRunSource.run_id).where(IngestionRunSource.pruned_at.is_not(None))
+        ).all()
+        assert pruned == [fast_run.run_id]
+
+    # Back to the default: nothing more ages out of the fast dashboard at 8 days.
+    set_operations(h, fast, retention_file_days=None, retention_ledger_days=None)
+    again = prune(h.engine, h.settings, now=later, dry_run=True, requested_by="t")
+    assert not again.removed_anything
+
+
+def test_retired_rows_are_deleted_by_their_dashboards_retention(harness: Harness) -> None:
+    h = harness
+    fast, slow = h.dashboard("fast"), h.dashboard("slow")
+    set_operations(h, fast, retention_retired_row_days=7)
+    for board in (fast, slow):
+        h.ingest(board, export("A0000001", "B0000001"), kind="official_ingestion")
+        h.ingest(board, export("A0000001"), kind="official_ingestion")  # B0000001 retires
+    later = utcnow() + timedelta(days=8)
+    dry = prune(h.engine, h.settings, now=later, dry_run=True, requested_by="t")
+    assert dry.rows == 1 and dry.sources == dry.items == 0
+    done = prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    assert done.rows == 1
+    with h.read() as session:
+        left = {
+            get_dashboard(session, str(d)).slug: n
+            for d, n in session.execute(
+                select(CsvDashboardRow.csv_dashboard_id, func.count()).group_by(
+                    CsvDashboardRow.csv_dashboard_id
+                )
+            )
+        }
+    assert left == {"fast": 1, "slow": 2}  # slow keeps its retired row for 365 days
+
+
+# --- a prune racing a re-run --------------------------------------------------------------
+
+
+def test_a_prune_racing_a_rerun_of_the_run_whose_file_it_would_delete(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a prune's transaction is open (it has marked the aged run's source pruned),
+    another session re-runs that run. SQLite: the re-run waits for the write lock, then
+    finds the copy pruned. PostgreSQL: it waits on the source's row or commits first, and
+    then the prune's unlink sees the new run naming the copy. Either way, never a queued
+    run whose file is gone."""
+    h = harness
+    board = h.dashboard()
+    failed = h.queue(board, h.write_file(export("A0000001")))
+    with h.write() as session:  # its worker was lost: not the file's fault, so re-runnable
+        lifecycle.transition(session, failed, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
+        lifecycle.transition(
+            session, failed, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
+            error_code="WORKER_LOST", message="test",
+        )  # fmt: skip
+    (stored,) = stored_paths(h)
+
+    outcome: dict[str, Any] = {}
+
+    def rerun() -> None:
+        try:
+            with write_session(h.engine) as session:
+                outcome["run_id"] = retry_run(session, failed, requested_by="admin").run_id
+        except Conflict as exc:
+            outcome["refused"] = exc.code
+
+    racer = threading.Thread(target=rerun, name="rerun")
+    real_ledger = retention._ledger
+
+    def ledger_during_a_rerun(*args: Any) -> None:
+        racer.start()
+        racer.join(timeout=2.0)  # SQLite: it waits for this transaction's write lock
+        real_ledger(*args)
+
+    monkeypatch.setattr(retention, "_ledger", ledger_during_a_rerun)
+    later = utcnow() + timedelta(days=91)
+    report = prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    racer.join(timeout=60)
+    assert not racer.is_alive()
+    assert report.sources == 1  # the prune did mark the aged run's source
+
+    with h.read() as session:
+        reruns = list(
+            session.scalars(select(IngestionRun).where(IngestionRun.parent_run_id == failed))
+        )
+        queued_sources = session.scalars(
+            select(IngestionRunSource.stored_path)
+            .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
+            .where(IngestionRun.status == RunStatus.QUEUED.value)
+        ).all()
+    assert all(p is not None and Path(p).exists() for p in queued_sources)  # the invariant
+    if "refused" in outcome:
+        assert outcome["refused"] == "SOURCE_PRUNED" and reruns == []
+        assert not stored.exists()
+    else:
+        (rerun_run,) = reruns
+        assert rerun_run.run_id == outcome["run_id"] and stored.exists()
+        assert h.run(rerun_run.run_id).status is RunStatus.SUCCEEDED

@@ -14,42 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from csvboard.dashboards.models import CsvDashboard
-from csvboard.feeds.start import start_upload_run
-from csvboard.runs import lifecycle
+from csvboard.dashboards.operations import change_operations
 from csvboard.runs.models import IngestionRun
-from csvboard.runs.vocabulary import RunMode, RunStatus
-from csvboard.storage import store_file
+from csvboard.runs.vocabulary import RunMode
 from csvboard.worker.scheduler import Scheduler
-from support import SCHEDULE_HEADER, Api, Harness, schedule_line
+from support import Api, Harness, fail, failed_run
 
 RUNS = "/api/v1/ops/ingestion/runs"
-FILE = "\r\n".join([SCHEDULE_HEADER, schedule_line(1000000001, "A0000001", "P-1", 10)]) + "\r\n"
-
-
-def failed_run(
-    h: Harness, board: CsvDashboard, code: str, *, mode: RunMode = RunMode.SCHEDULED
-) -> tuple[uuid.UUID, datetime]:
-    """A run of one file that failed ``code``; its id and when it ended."""
-    with h.write() as session:
-        stored = store_file(h.data_dir, h.write_file(FILE))
-        run_id = start_upload_run(
-            session, dashboard=board, stored=stored, run_kind="official_ingestion",
-            requested_by="scheduler", mode=mode.value,
-        ).run_id  # fmt: skip
-    return run_id, fail(h, run_id, code)
-
-
-def fail(h: Harness, run_id: uuid.UUID, code: str) -> datetime:
-    """A queued run starts and fails ``code``; when it ended."""
-    with h.write() as session:
-        lifecycle.transition(session, run_id, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
-        lifecycle.transition(
-            session, run_id, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
-            error_code=code, message="test",
-        )  # fmt: skip
-        ended = session.get_one(IngestionRun, run_id).finished_at
-    assert ended is not None
-    return ended
 
 
 def children(h: Harness, run_id: uuid.UUID) -> list[IngestionRun]:
@@ -105,9 +76,12 @@ def test_a_manual_run_is_rerun_only_when_its_dashboard_says_so(
     board = harness.dashboard()
     run_id, ended = failed_run(harness, board, "WORKER_SHUTDOWN", mode=RunMode.MANUAL)
     assert scheduler.tick(ended + timedelta(minutes=2)).retried == []
-    with harness.write() as session:
+    with harness.write() as session:  # the old hand-edited option no longer counts
         stored = session.get_one(CsvDashboard, board.id)
         stored.options = {**stored.options, "retry_manual_runs": True}
+    assert scheduler.tick(ended + timedelta(minutes=2)).retried == []
+    with harness.write() as session:
+        change_operations(session.get_one(CsvDashboard, board.id), {"retry_manual_runs": True})
     (child,) = scheduler.tick(ended + timedelta(minutes=2)).retried
     assert [c.run_id for c in children(harness, run_id)] == [child]
 

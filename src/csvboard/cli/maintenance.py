@@ -19,9 +19,9 @@ def prune_command(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Remove stored files, run items and events, and retired rows older than the retention
-    settings (CSVBOARD_RETENTION_*); the runs' ledger rows always stay. Recorded unless
-    --dry-run."""
+    """Remove stored files, run items and events, and retired rows older than each
+    dashboard's retention (its own days, else CSVBOARD_RETENTION_*); the runs' ledger rows
+    always stay. Recorded unless --dry-run."""
     from csvboard.clock import utcnow
     from csvboard.runs.retention import prune
 

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
-from csvboard.api.deps import EngineDep, ReadSession, needs
+from csvboard.api.deps import EngineDep, ReadSession, SettingsDep, needs
 from csvboard.api.problems import invalid_body
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
@@ -67,11 +67,11 @@ WRITE = problem_responses(400, 401, 403, 404, 409)
     openapi_extra=needs(Role.VIEWER),
     responses=problem_responses(401, 403),
 )
-def list_all(session: ReadSession) -> DashboardList:
+def list_all(session: ReadSession, settings: SettingsDep) -> DashboardList:
     """Every dashboard, by slug, with its active and retired row counts."""
     dashboards = list_dashboards(session)
     counts = row_counts(session, [d.id for d in dashboards])
-    return DashboardList(items=[dashboard_out(d, counts[d.id]) for d in dashboards])
+    return DashboardList(items=[dashboard_out(d, counts[d.id], settings) for d in dashboards])
 
 
 @router.post(
@@ -82,7 +82,7 @@ def list_all(session: ReadSession) -> DashboardList:
     openapi_extra=needs(Role.ADMIN),
     responses=problem_responses(400, 401, 403, 409),
 )
-def create(body: DashboardCreate, engine: EngineDep) -> DashboardOut:
+def create(body: DashboardCreate, engine: EngineDep, settings: SettingsDep) -> DashboardOut:
     """Create a dashboard from the ``production-schedule`` preset or from explicit columns.
 
     It gets an ``upload`` feed for official files (and, for the preset, a ``status-report``
@@ -98,7 +98,7 @@ def create(body: DashboardCreate, engine: EngineDep) -> DashboardOut:
             )  # fmt: skip
         except ValidationError as exc:
             raise invalid_body(exc) from None
-        return dashboard_out(dashboard, [0, 0])
+        return dashboard_out(dashboard, [0, 0], settings)
 
 
 @router.get(
@@ -108,9 +108,9 @@ def create(body: DashboardCreate, engine: EngineDep) -> DashboardOut:
     openapi_extra=needs(Role.VIEWER),
     responses=problem_responses(401, 403, 404),
 )
-def read_one(slug: str, session: ReadSession) -> DashboardOut:
+def read_one(slug: str, session: ReadSession, settings: SettingsDep) -> DashboardOut:
     """One dashboard by slug (or id). 404 ``DASHBOARD_NOT_FOUND``."""
-    return one_dashboard_out(session, get_dashboard(session, slug))
+    return one_dashboard_out(session, get_dashboard(session, slug), settings)
 
 
 @router.patch(
@@ -120,13 +120,18 @@ def read_one(slug: str, session: ReadSession) -> DashboardOut:
     openapi_extra=needs(Role.ADMIN),
     responses=WRITE,
 )
-def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
-    """Rename, change the encoding, the production schedule's processing types, or — while
-    the dashboard has no rows — its columns, keys, versions and mode.
+def update(
+    slug: str, body: DashboardUpdate, engine: EngineDep, settings: SettingsDep
+) -> DashboardOut:
+    """Rename, change the encoding, the production schedule's processing types, the
+    operations settings (retention in days, manual re-runs), or — while the dashboard has no
+    rows — its columns, keys, versions and mode.
 
-    400 ``NOT_A_SCHEDULE`` for processing types of a generic dashboard, 400
-    ``SCHEMA_FIXED`` for the shape of a production schedule, 409 ``DASHBOARD_HAS_ROWS`` for a
-    shape change of a dashboard that already holds rows. ``updated_at`` moves on any change.
+    400 ``VALIDATION_FAILED`` naming ``operations.<setting>`` for a retention that is not
+    1–36500 days (or null), 400 ``NOT_A_SCHEDULE`` for processing types of a generic
+    dashboard, 400 ``SCHEMA_FIXED`` for the shape of a production schedule, 409
+    ``DASHBOARD_HAS_ROWS`` for a shape change of a dashboard that already holds rows; a
+    refused request changes nothing. ``updated_at`` moves on any change.
     """
     columns = None if body.columns is None else [c.model_dump(mode="json") for c in body.columns]
     with write_session(engine) as session:
@@ -135,11 +140,11 @@ def update(slug: str, body: DashboardUpdate, engine: EngineDep) -> DashboardOut:
                 session, slug, name=body.name, encoding=body.encoding,
                 new_processing_types=body.processing_types, columns=columns,
                 key_columns=body.key_columns, version_columns=body.version_columns,
-                ingest_mode=body.ingest_mode,
+                ingest_mode=body.ingest_mode, operations=body.operations_changes(),
             )  # fmt: skip
         except ValidationError as exc:
             raise invalid_body(exc) from None
-        return one_dashboard_out(session, dashboard)
+        return one_dashboard_out(session, dashboard, settings)
 
 
 # --- routes: feeds ------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
     true,
 )
@@ -30,6 +32,16 @@ from csvboard.dashboards.vocabulary import (
 from csvboard.db.base import NOW, Base, JSONDocument, UTCDateTime
 
 SLUG_CHECK = "length(slug) BETWEEN 1 AND 64 AND slug NOT LIKE '%/%' AND slug NOT LIKE '% %'"
+
+#: A dashboard's own retention, in days (NULL: the process default, csvboard.settings);
+#: a hundred years is the bound, so a typo cannot keep things forever.
+RETENTION_COLUMNS = ("retention_file_days", "retention_ledger_days", "retention_retired_row_days")
+MAX_RETENTION_DAYS = 36500
+
+
+def retention_check(column: str) -> str:
+    """The CHECK of a retention column (the model's and migration 0010's)."""
+    return f"{column} IS NULL OR {column} BETWEEN 1 AND {MAX_RETENTION_DAYS}"
 
 
 class CsvDashboard(Base):
@@ -49,12 +61,21 @@ class CsvDashboard(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, server_default=NOW)
+    # Operations (csvboard.dashboards.operations): retention in days, NULL for the default.
+    retention_file_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retention_ledger_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retention_retired_row_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Whether the retry policy re-runs this dashboard's manual runs (csvboard.runs.retry_policy).
+    retry_manual_runs: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     __table_args__ = (
         CheckConstraint(sql_in("kind", DashboardKind), name="kind"),
         CheckConstraint(sql_in("ingest_mode", IngestMode), name="ingest_mode"),
         CheckConstraint("encoding IN ('auto', 'utf-8', 'cp932')", name="encoding"),
         CheckConstraint(SLUG_CHECK, name="slug_format"),
+        *(CheckConstraint(retention_check(c), name=f"{c}_range") for c in RETENTION_COLUMNS),
         # A composite target for rows' (id, dashboard) foreign keys is on the rows table.
     )
 

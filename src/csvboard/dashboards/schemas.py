@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.columns import (
@@ -16,7 +17,14 @@ from csvboard.dashboards.columns import (
     ColumnDef,
     Encoding,
 )
-from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
+from csvboard.dashboards.models import (
+    MAX_RETENTION_DAYS,
+    RETENTION_COLUMNS,
+    CsvDashboard,
+    CsvDashboardFeed,
+    CsvDashboardRow,
+)
+from csvboard.dashboards.operations import RETENTION_RULE, effective_retention, retention_problem
 from csvboard.dashboards.service import (
     MAX_PROCESSING_TYPE_LENGTH,
     processing_types,
@@ -24,8 +32,42 @@ from csvboard.dashboards.service import (
 )
 from csvboard.dashboards.vocabulary import DashboardKind, FeedSource, IngestMode, TargetType
 from csvboard.feeds.models import CsvDashboardFeedState
+from csvboard.settings import Settings
 
 MAX_PROCESSING_TYPES = 50
+
+
+class EffectiveRetention(BaseModel):
+    """The retention in force, in days: the dashboard's own, else the process default."""
+
+    retention_file_days: int
+    retention_ledger_days: int
+    retention_retired_row_days: int
+
+
+class OperationsOut(BaseModel):
+    """How retention and the retry policy treat a dashboard (docs/contract.md §2.1, §2.3)."""
+
+    retry_manual_runs: bool = Field(
+        description="Whether a manual run of this dashboard that failed for a reason that may "
+        "pass (worker lost or stopped, database error, timeout) is re-run automatically."
+    )
+    retention_file_days: int | None = Field(
+        description="This dashboard's own days before the stored copies of its runs' files "
+        "are removed; null: the default (`CSVBOARD_RETENTION_FILE_DAYS`)."
+    )
+    retention_ledger_days: int | None = Field(
+        description="This dashboard's own days before its runs' items and events are "
+        "removed (never the runs); null: the default (`CSVBOARD_RETENTION_LEDGER_DAYS`)."
+    )
+    retention_retired_row_days: int | None = Field(
+        description="This dashboard's own days before its retired rows are deleted; null: "
+        "the default (`CSVBOARD_RETENTION_RETIRED_ROW_DAYS`)."
+    )
+    effective: EffectiveRetention = Field(
+        description="The days the next prune uses: each setting above, or its default where "
+        "it is null."
+    )
 
 
 class DashboardOut(BaseModel):
@@ -45,6 +87,7 @@ class DashboardOut(BaseModel):
     )
     active_rows: int
     retired_rows: int
+    operations: OperationsOut
     created_at: datetime
     updated_at: datetime
 
@@ -72,6 +115,35 @@ class DashboardCreate(BaseModel):
 
 
 ProcessingTypeName = Annotated[str, Field(min_length=1, max_length=MAX_PROCESSING_TYPE_LENGTH)]
+RetentionDays = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS)]
+
+
+class OperationsUpdate(BaseModel):
+    """Operations settings to change: an absent one stays as it is, null puts it back to its
+    default (the process's retention; no automatic re-runs of manual runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry_manual_runs: bool | None = Field(
+        default=None, description="Re-run this dashboard's failed manual runs automatically."
+    )
+    retention_file_days: RetentionDays | None = Field(
+        default=None, description=f"Days to keep the stored copies of files: {RETENTION_RULE}."
+    )
+    retention_ledger_days: RetentionDays | None = Field(
+        default=None, description=f"Days to keep runs' items and events: {RETENTION_RULE}."
+    )
+    retention_retired_row_days: RetentionDays | None = Field(
+        default=None, description=f"Days to keep retired rows: {RETENTION_RULE}."
+    )
+
+    @field_validator(*RETENTION_COLUMNS, mode="before")
+    @classmethod
+    def _retention_in_range(cls, value: object) -> object:
+        # Our message instead of pydantic's "greater than or equal to 1": the rule, whole.
+        if isinstance(value, int) and (problem := retention_problem(value)) is not None:
+            raise PydanticCustomError("retention_range", problem)
+        return value
 
 
 class DashboardUpdate(BaseModel):
@@ -96,6 +168,16 @@ class DashboardUpdate(BaseModel):
     key_columns: list[str] | None = None
     version_columns: list[str] | None = None
     ingest_mode: IngestMode | None = None
+    operations: OperationsUpdate | None = Field(
+        default=None,
+        description="Retention and manual re-runs; only the settings given change.",
+    )
+
+    def operations_changes(self) -> dict[str, Any] | None:
+        """The operations settings the request names (absent ones stay as they are)."""
+        if self.operations is None:
+            return None
+        return {name: getattr(self.operations, name) for name in self.operations.model_fields_set}
 
 
 class FeedStateOut(BaseModel):
@@ -205,7 +287,22 @@ class DashboardRowPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
 
 
-def dashboard_out(dashboard: CsvDashboard, counts: list[int]) -> DashboardOut:
+def operations_out(dashboard: CsvDashboard, settings: Settings) -> dict[str, Any]:
+    effective = effective_retention(dashboard, settings)
+    return {
+        "retry_manual_runs": dashboard.retry_manual_runs,
+        "retention_file_days": dashboard.retention_file_days,
+        "retention_ledger_days": dashboard.retention_ledger_days,
+        "retention_retired_row_days": dashboard.retention_retired_row_days,
+        "effective": {
+            "retention_file_days": effective.file_days,
+            "retention_ledger_days": effective.ledger_days,
+            "retention_retired_row_days": effective.retired_row_days,
+        },
+    }
+
+
+def dashboard_out(dashboard: CsvDashboard, counts: list[int], settings: Settings) -> DashboardOut:
     is_schedule = dashboard.kind == DashboardKind.PRODUCTION_SCHEDULE
     return DashboardOut.model_validate(
         {
@@ -221,14 +318,17 @@ def dashboard_out(dashboard: CsvDashboard, counts: list[int]) -> DashboardOut:
             "processing_types": list(processing_types(dashboard)) if is_schedule else None,
             "active_rows": counts[0],
             "retired_rows": counts[1],
+            "operations": operations_out(dashboard, settings),
             "created_at": dashboard.created_at,
             "updated_at": dashboard.updated_at,
         }
     )
 
 
-def one_dashboard_out(session: Session, dashboard: CsvDashboard) -> DashboardOut:
-    return dashboard_out(dashboard, row_counts(session, [dashboard.id])[dashboard.id])
+def one_dashboard_out(
+    session: Session, dashboard: CsvDashboard, settings: Settings
+) -> DashboardOut:
+    return dashboard_out(dashboard, row_counts(session, [dashboard.id])[dashboard.id], settings)
 
 
 def feed_out(

@@ -21,6 +21,7 @@ from csvboard.dashboards.columns import (
     DashboardSchema,
 )
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed, CsvDashboardRow
+from csvboard.dashboards.operations import change_operations, check_operations
 from csvboard.dashboards.vocabulary import DashboardKind, FeedSource, IngestMode, TargetType
 from csvboard.errors import Conflict, InvalidRequest, NotFound
 
@@ -280,14 +281,18 @@ def update_dashboard(
     key_columns: list[str] | None,
     version_columns: list[str] | None,
     ingest_mode: str | None,
+    operations: dict[str, Any] | None = None,
 ) -> CsvDashboard:
-    """Rename, change the encoding, the production schedule's processing types, or — while
-    the dashboard has no rows — its columns, keys, versions and mode (``None``: unchanged).
+    """Rename, change the encoding, the production schedule's processing types, the
+    operations settings (``operations``: only the settings it names, see
+    csvboard.dashboards.operations), or — while the dashboard has no rows — its columns,
+    keys, versions and mode (``None``: unchanged).
 
     400 ``NOT_A_SCHEDULE`` for processing types of a generic dashboard, 400 ``SCHEMA_FIXED``
-    for the shape of a production schedule, 409 ``DASHBOARD_HAS_ROWS`` for a shape change of
-    a dashboard that already holds rows; pydantic's ``ValidationError`` for a shape that does
-    not hold together. ``updated_at`` moves on any change.
+    for the shape of a production schedule, 400 ``INVALID_OPERATIONS`` for a setting out of
+    range, 409 ``DASHBOARD_HAS_ROWS`` for a shape change of a dashboard that already holds
+    rows; pydantic's ``ValidationError`` for a shape that does not hold together. Every check
+    comes before any change. ``updated_at`` moves on any change.
     """
     types = None
     if new_processing_types is not None:
@@ -320,6 +325,8 @@ def update_dashboard(
             "a production-schedule dashboard has the preset's columns and keys; "
             f"{', '.join(shape_changes)} cannot change",
         )
+    if operations:
+        check_operations(operations)
     new_schema: DashboardSchema | None = None
     if shape_changes:
         document = current.model_dump(mode="json")
@@ -346,6 +353,8 @@ def update_dashboard(
         dashboard.key_columns = list(new_schema.key_columns)
         dashboard.version_columns = list(new_schema.version_columns)
         dashboard.ingest_mode = new_schema.ingest_mode
+        changed = True
+    if operations and change_operations(dashboard, operations):
         changed = True
     if changed:
         dashboard.updated_at = utcnow()

@@ -1,35 +1,43 @@
 """Retention: what a factory's csvboard removes as it ages, and the account it keeps of it.
 
-A prune removes, each by its setting (``CSVBOARD_RETENTION_*``):
+A prune removes, each by the dashboard's own setting or else the process default
+(``csv_dashboards.retention_*_days``, ``CSVBOARD_RETENTION_*``; csvboard.dashboards.operations):
 
 - the stored copies of files whose runs all ended more than ``retention_file_days`` ago (a
-  stored copy is content-addressed: it goes only when no run that still needs it names it);
-  each such source is marked ``pruned_at``, and its run can no longer be re-run (409
-  ``SOURCE_PRUNED``, csvboard.runs.service.retry_run);
+  stored copy is content-addressed: it goes only when no run that still needs it names it,
+  whatever that run's dashboard); each such source is marked ``pruned_at``, and its run can
+  no longer be re-run (409 ``SOURCE_PRUNED``, csvboard.runs.service.retry_run);
 - the items and events of runs that ended more than ``retention_ledger_days`` ago — never a
   run's ledger row;
 - rows retired more than ``retention_retired_row_days`` ago, with the operator records beside
   them (csvboard.dashboards.service.purge_retired).
 
-Every prune that removes anything is recorded in ``maintenance_records`` with its counts. The
-database work is one transaction; the files are unlinked after it commits, each after a
-last check that no source still needing it appeared meanwhile.
+A run's dashboard is its sources' (``ingestion_run_sources.csv_dashboard_id``); each query
+judges every run at once against its own dashboard's cutoff (a CASE over the dashboards,
+which are few). Every prune that removes anything is recorded in ``maintenance_records``
+with its counts and the days each dashboard was pruned by. The database work is one
+transaction; the files are unlinked after it commits, each after a last check that no
+source still needing it appeared meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, case, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from csvboard.dashboards.models import CsvDashboard
+from csvboard.dashboards.operations import Retention, default_retention, effective_retention
 from csvboard.dashboards.service import purge_retired
+from csvboard.db.base import UTCDateTime
 from csvboard.db.engine import read_session, write_session
 from csvboard.runs.models import (
     IngestionEvent,
@@ -54,6 +62,8 @@ class PruneReport:
     events: int = 0
     rows: int = 0
     operator_records: dict[str, int] = field(default_factory=dict)
+    # Per dashboard slug, the days it was pruned by: {"files", "ledger", "retired_rows"}.
+    retention_days: dict[str, dict[str, int]] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
 
     @property
@@ -66,10 +76,32 @@ class PruneReport:
         return doc
 
 
-def _ended_before(cutoff: datetime) -> Any:
-    return select(IngestionRun.run_id).where(
-        IngestionRun.status.in_([s.value for s in TERMINAL_STATUSES]),
-        IngestionRun.finished_at < cutoff,
+@dataclass(frozen=True)
+class _Cutoffs:
+    """Per dashboard id, the instant before which a run ended (or a row retired) ages out;
+    ``default`` for a run whose dashboard is not known (it has no source)."""
+
+    by_dashboard: dict[uuid.UUID, datetime]
+    default: datetime
+
+
+def _ended_before(cutoffs: _Cutoffs) -> Any:
+    """The ids of terminal runs that ended before their own dashboard's cutoff."""
+    cutoff: Any = literal(cutoffs.default, UTCDateTime)
+    if cutoffs.by_dashboard:
+        cutoff = case(
+            {d: literal(c, UTCDateTime) for d, c in cutoffs.by_dashboard.items()},
+            value=_Src.csv_dashboard_id,
+            else_=cutoff,
+        )
+    # The outer join keeps a run without sources (judged by the default).
+    return (
+        select(IngestionRun.run_id)
+        .outerjoin(_Src, _Src.run_id == IngestionRun.run_id)
+        .where(
+            IngestionRun.status.in_([s.value for s in TERMINAL_STATUSES]),
+            IngestionRun.finished_at < cutoff,
+        )
     )
 
 
@@ -79,10 +111,28 @@ def prune(
     """Remove what has aged out (see the module); with ``dry_run``, only count it."""
     report = PruneReport(dry_run=dry_run)
     with write_session(engine) as session:
-        _stored_copies(session, now - timedelta(days=settings.retention_file_days), report, now)
-        _ledger(session, now - timedelta(days=settings.retention_ledger_days), report)
-        rows_before = now - timedelta(days=settings.retention_retired_row_days)
-        for dashboard in session.scalars(select(CsvDashboard).order_by(CsvDashboard.slug)):
+        dashboards = list(session.scalars(select(CsvDashboard).order_by(CsvDashboard.slug)))
+        retention = {d.id: effective_retention(d, settings) for d in dashboards}
+        report.retention_days = {
+            d.slug: {
+                "files": retention[d.id].file_days,
+                "ledger": retention[d.id].ledger_days,
+                "retired_rows": retention[d.id].retired_row_days,
+            }
+            for d in dashboards
+        }
+        default = default_retention(settings)
+
+        def cutoffs(days: Callable[[Retention], int]) -> _Cutoffs:
+            return _Cutoffs(
+                {d: now - timedelta(days=days(r)) for d, r in retention.items()},
+                now - timedelta(days=days(default)),
+            )
+
+        _stored_copies(session, cutoffs(lambda r: r.file_days), report, now)
+        _ledger(session, cutoffs(lambda r: r.ledger_days), report)
+        for dashboard in dashboards:
+            rows_before = now - timedelta(days=retention[dashboard.id].retired_row_days)
             purged = purge_retired(session, dashboard, rows_before, dry_run=dry_run)
             report.rows += purged.rows
             for table, n in purged.operator_records.items():
@@ -100,8 +150,8 @@ def prune(
     return report
 
 
-def _stored_copies(session: Session, cutoff: datetime, report: PruneReport, now: datetime) -> None:
-    aged = _ended_before(cutoff)
+def _stored_copies(session: Session, cutoffs: _Cutoffs, report: PruneReport, now: datetime) -> None:
+    aged = _ended_before(cutoffs)
     candidates = session.execute(
         select(_Src.id, _Src.stored_path, _Src.size_bytes).where(
             _Src.run_id.in_(aged), _Src.stored_path.is_not(None), _Src.pruned_at.is_(None)
@@ -133,8 +183,8 @@ def _stored_copies(session: Session, cutoff: datetime, report: PruneReport, now:
             )
 
 
-def _ledger(session: Session, cutoff: datetime, report: PruneReport) -> None:
-    aged = _ended_before(cutoff)
+def _ledger(session: Session, cutoffs: _Cutoffs, report: PruneReport) -> None:
+    aged = _ended_before(cutoffs)
     report.items = (
         session.scalar(
             select(func.count()).select_from(IngestionItem).where(IngestionItem.run_id.in_(aged))

@@ -9,9 +9,10 @@ within the limit of three re-runs per original. A failure in the file (a wrong h
 undecodable file, every row rejected) is never retried: running it again would fail again.
 
 The policy's own re-runs are retried in their turn (the chain goes on); other manual runs are
-not retried unless their dashboard's ``options.retry_manual_runs`` is true. An
-admin can stop a pending retry (an ``auto_retry_cancelled`` event on the failed run); the
-policy then leaves the run alone.
+not retried unless their dashboard says so (``csv_dashboards.retry_manual_runs``, an admin's
+setting: ``PATCH /api/v1/dashboards/{slug}`` with ``operations``). An admin can stop a
+pending retry (an ``auto_retry_cancelled`` event on the failed run); the policy then leaves
+the run alone.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _cancelled(session: Session, run_id: uuid.UUID) -> bool:
 
 def _manual_retried(session: Session, run: IngestionRun) -> bool:
     dashboard: CsvDashboard = dashboard_of(session, run.run_id)
-    return bool((dashboard.options or {}).get("retry_manual_runs", False))
+    return dashboard.retry_manual_runs
 
 
 __all__ = [

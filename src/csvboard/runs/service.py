@@ -236,7 +236,7 @@ def retry_run(session: Session, run_id: uuid.UUID | str, *, requested_by: str) -
         )
     dashboard = dashboard_of(session, run.run_id)
     new_sources: list[NewSource] = []
-    for src in sources_of(session, run.run_id):
+    for src in _sources_held(session, run.run_id):
         if src.pruned_at is not None:
             raise Conflict(
                 "SOURCE_PRUNED",
@@ -262,6 +262,22 @@ def retry_run(session: Session, run_id: uuid.UUID | str, *, requested_by: str) -
         requested_by=requested_by,
         parent_run_id=run.run_id,
     )
+
+
+def _sources_held(session: Session, run_id: uuid.UUID) -> list[IngestionRunSource]:
+    """A run's sources, read fresh; on PostgreSQL share-locked until the re-run commits, so
+    a prune marking them pruned either waits for it (and its unlink then sees the new run
+    naming the stored copies) or is waited for (and its ``pruned_at`` is seen). SQLite's
+    writers are serialised already."""
+    query = (
+        select(IngestionRunSource)
+        .where(IngestionRunSource.run_id == run_id)
+        .order_by(IngestionRunSource.position)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return list(session.scalars(query))
 
 
 def is_retryable(session: Session, run: IngestionRun) -> bool:

@@ -231,6 +231,18 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "feed_last_error_at": ("最終エラー日時", "Last error at"),
     "feed_last_success_at": ("最終成功", "Last success"),
     "feed_last_run_id": ("最終取込", "Last run"),
+    "operations": ("運用設定", "Operations"),
+    "retention_file_days": ("取込ファイルの保存日数", "Keep stored files (days)"),
+    "retention_ledger_days": ("行ごとの結果・イベントの保存日数", "Keep items and events (days)"),
+    "retention_retired_row_days": ("廃止行の保存日数", "Keep retired rows (days)"),
+    "retry_manual_runs": (
+        "失敗した手動取込も自動再実行する",
+        "Re-run failed manual runs automatically",
+    ),
+    "days": ("{n}日", "{n} days"),
+    "days_default": ("{n}日（既定）", "{n} days (default)"),
+    "default_value": ("既定", "default"),
+    "retention_help": ("空欄は既定値。1〜36500日", "Empty: the default. 1–36500 days"),
 }
 
 

@@ -584,6 +584,64 @@
     return el("div", { class: "edit-block" }, el("h3", null, t.edit_dashboard), form, box);
   }
 
+  // Operations: retention per dashboard (an empty box is the default) and manual re-runs.
+  const RETENTIONS = ["retention_file_days", "retention_ledger_days", "retention_retired_row_days"];
+
+  function retentionText(ops, key) {
+    const n = ops.effective[key];
+    return (ops[key] === null ? t.days_default : t.days).replace("{n}", n);
+  }
+
+  function operationsForm(b, onSaved) {
+    const ops = b.operations;
+    const box = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "operations-error" });
+    const done = el("span", { class: "saved", role: "status" });
+    const boxes = RETENTIONS.map((key) => el("input", { name: key, type: "number", min: "1",
+      max: "36500", step: "1", inputmode: "numeric", value: ops[key] === null ? "" : String(ops[key]),
+      // the default's number is known only while the dashboard uses it
+      placeholder: ops[key] === null ? retentionText(ops, key) : t.default_value,
+      title: t.retention_help, "data-testid": "operations-" + key }));
+    const retry = el("input", { type: "checkbox", name: "retry_manual_runs",
+      "data-testid": "operations-retry_manual_runs" });
+    retry.checked = ops.retry_manual_runs;
+    const submit = el("button", { type: "submit", class: "btn primary" }, t.save);
+    const form = el("form", { class: "edit-form", "data-testid": "operations-form", novalidate: "" },
+      ...RETENTIONS.map((key, i) => field(t[key], boxes[i])),
+      el("label", { class: "check" }, retry, t.retry_manual_runs), submit, done);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clearRefusal(form, box);
+      done.textContent = "";
+      // Only what changed; an empty box goes back to the default (null). The API checks the
+      // range and names the setting when it refuses.
+      const unreadable = boxes.filter((input) => input.validity.badInput);
+      if (unreadable.length) {  // the browser gives "" for text that is not a number
+        unreadable.forEach((input) => input.setAttribute("aria-invalid", "true"));
+        showError(box, new Error(t.retention_help));
+        return;
+      }
+      const operations = {};
+      RETENTIONS.forEach((key, i) => {
+        const text = boxes[i].value.trim();
+        const value = text === "" ? null : Number(text);
+        if (value !== ops[key]) operations[key] = value;
+      });
+      if (retry.checked !== ops.retry_manual_runs) operations.retry_manual_runs = retry.checked;
+      if (!Object.keys(operations).length) { done.textContent = t.no_changes; return; }
+      submit.disabled = true;
+      try {
+        const updated = await api("PATCH", `/api/v1/dashboards/${encodeURIComponent(b.slug)}`,
+          { body: { operations } });
+        onSaved(updated, t.saved);
+      } catch (e) {
+        refuse(form, box, e);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    return el("div", { class: "edit-block" }, el("h3", null, t.operations), form, box);
+  }
+
   function feedForm(b, onSaved) {
     const box = el("p", { class: "alert", role: "alert", hidden: "", "data-testid": "feed-error" });
     const name = el("input", { name: "name", required: "", maxlength: "64", "data-testid": "feed-name" });
@@ -753,7 +811,12 @@
       el("dt", null, t.encoding), el("dd", { "data-testid": "dashboard-encoding-value" }, b.encoding),
       el("dt", null, t.rows_active), el("dd", null, b.active_rows),
       el("dt", null, t.rows_retired), el("dd", null, b.retired_rows),
-      el("dt", null, t.last_success), el("dd", null, fmtTime(lastOk)));
+      el("dt", null, t.last_success), el("dd", null, fmtTime(lastOk)),
+      ...RETENTIONS.flatMap((key) => [el("dt", null, t[key]),
+        el("dd", { "data-testid": "operations-value-" + key }, retentionText(b.operations, key))]),
+      el("dt", null, t.retry_manual_runs),
+      el("dd", { "data-testid": "operations-value-retry_manual_runs" },
+        b.operations.retry_manual_runs ? t.yes : t.no));
     const headers = [t.name, t.role, t.source, t.location, t.schedule, t.enabled];
     if (showState) headers.push(t.feed_state);
     if (isAdmin) headers.push("");
@@ -763,7 +826,7 @@
     const section = el("section", { class: "dash", "data-slug": b.slug },
       head, flash ? el("p", { class: "flash", role: "status", "data-testid": "flash" }, flash) : null,
       facts);
-    if (isAdmin) section.append(dashboardForm(b, reload));
+    if (isAdmin) section.append(dashboardForm(b, reload), operationsForm(b, reload));
     section.append(el("h3", null, t.feeds),
       feeds.length ? el("div", { class: "table-wrap" }, table) : el("p", { class: "muted" }, t.no_feeds));
     if (isAdmin) section.append(feedForm(b, reload));

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 from csvboard.db.base import UTCDateTime
 
 revision: str = '0011'
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
