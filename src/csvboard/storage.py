@@ -43,11 +43,12 @@ def store_stream(data_dir: Path, stream: BinaryIO, file_name: str) -> StoredFile
         # name the file (decode, header) show the name the user knows.
         display = safe_display_name(file_name)
         final = files / digest.hexdigest() / (display.lstrip(".") or "upload.csv")
-        if final.exists():
-            os.unlink(tmp_name)
-        else:
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp_name, final)
+        # Always replaced (the same bytes) and touched, even when a copy exists: a prune that
+        # began before now leaves a copy touched since alone (csvboard.runs.retention), since
+        # the run this upload is for has not committed yet to say it needs it.
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp_name, final)
+        os.utime(final)
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

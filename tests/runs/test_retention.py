@@ -278,3 +278,30 @@ def test_a_prune_racing_a_rerun_of_the_run_whose_file_it_would_delete(
         (rerun_run,) = reruns
         assert rerun_run.run_id == outcome["run_id"] and stored.exists()
         assert h.run(rerun_run.run_id).status is RunStatus.SUCCEEDED
+
+
+def test_a_prune_leaves_a_copy_an_upload_stored_again_while_it_ran(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload of the same bytes stores (reuses) the copy before its run commits; a prune
+    whose database work is already done must not unlink it under the upload's feet."""
+    h = harness
+    board = h.dashboard()
+    h.ingest(board, export("A0000001"), file_name="export.csv")
+    (stored,) = stored_paths(h)
+    real_unlink = retention._unlink
+    uploaded: list[Path] = []
+
+    def upload_then_unlink(*args: Any) -> None:
+        # the upload's bytes land now; its run commits only after the prune is done
+        from csvboard.storage import store_file
+
+        again = h.write_file(export("A0000001"), file_name="export.csv")
+        uploaded.append(store_file(h.data_dir, again).stored_path)
+        real_unlink(*args)
+
+    monkeypatch.setattr(retention, "_unlink", upload_then_unlink)
+    later = utcnow() + timedelta(days=91)
+    report = prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    assert report.sources == 1 and uploaded == [stored]
+    assert stored.exists()

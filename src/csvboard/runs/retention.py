@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -110,6 +111,7 @@ def prune(
 ) -> PruneReport:
     """Remove what has aged out (see the module); with ``dry_run``, only count it."""
     report = PruneReport(dry_run=dry_run)
+    began = time.time()  # a stored copy written or reused since then is left alone
     with write_session(engine) as session:
         dashboards = list(session.scalars(select(CsvDashboard).order_by(CsvDashboard.slug)))
         retention = {d.id: effective_retention(d, settings) for d in dashboards}
@@ -146,7 +148,7 @@ def prune(
                     details=report.as_dict(),
                 )
             )  # fmt: skip
-    _unlink(engine, report)
+    _unlink(engine, report, began)
     return report
 
 
@@ -202,17 +204,22 @@ def _ledger(session: Session, cutoffs: _Cutoffs, report: PruneReport) -> None:
         session.execute(delete(IngestionEvent).where(IngestionEvent.run_id.in_(aged)))
 
 
-def _unlink(engine: Engine, report: PruneReport) -> None:
+def _unlink(engine: Engine, report: PruneReport, began: float) -> None:
     """Remove the files, each only if no source that still needs it appeared meanwhile (a
-    new upload of the same bytes names the same stored copy)."""
+    new upload of the same bytes names the same stored copy) and the copy was not stored
+    again since the prune began: an upload whose run has not committed yet has touched it
+    (csvboard.storage.store_stream), and its run will need it."""
     for path in report.paths:
         with read_session(engine) as session:
             still_needed = session.scalar(
                 select(_Src.id).where(_Src.stored_path == path, _Src.pruned_at.is_(None)).limit(1)
             )
-        if still_needed is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(Path(path))
+        if still_needed is not None:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_mtime >= began:
+                continue
+            os.unlink(Path(path))
 
 
 def last_prune(session: Session) -> datetime | None:
