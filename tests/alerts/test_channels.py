@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,7 @@ class Hook:
     mode: str = "ok"
     received: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    hits: int = 0
 
 
 @pytest.fixture
@@ -49,6 +51,7 @@ def hook() -> Iterator[Hook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.hits += 1
             if state.mode == "hang":
                 state.release.wait(30)
                 code = 200
@@ -159,19 +162,26 @@ def test_a_webhook_that_hangs_times_out_and_is_tried_again(harness: Harness, hoo
     config = h.settings.model_copy(
         update={"alert_webhook_url": SecretStr(hook.url), "alert_timeout_seconds": 0.5}
     )
-    _, ended = failed_run(h, h.dashboard(), "HEADER_MISMATCH")
+    board = h.dashboard()
+    _, ended = failed_run(h, board, "HEADER_MISMATCH")
+    h.queue(board, h.write_file(b"x\r\n"))  # waits: at ended + 11 min, no worker took it
+    now = ended + timedelta(minutes=11)
     started = time.monotonic()
-    report = evaluate(h.engine, config, ended)
+    report = evaluate(h.engine, config, now)
     assert time.monotonic() - started < 10  # the time-out, not the server, decides
-    assert report.sent == 0 and "did not answer within 0.5 s" in report.failed[0]
+    # two messages due, one time-out: the second is not tried through a channel just down
+    assert report.sent == 0 and len(report.failed) == 2 and hook.hits == 1
     with h.read() as session:
-        delivery = session.scalars(select(AlertDelivery)).one()
-    assert delivery.last_error == "the webhook did not answer within 0.5 s"
-    assert (delivery.attempts, delivery.next_attempt_at) == (1, ended + back_off(1))
+        deliveries = session.scalars(select(AlertDelivery)).all()
+    assert sorted(d.last_error or "" for d in deliveries) == [
+        "not tried: webhook failed just before (the webhook did not answer within 0.5 s)",
+        "the webhook did not answer within 0.5 s",
+    ]
+    assert {(d.attempts, d.next_attempt_at) for d in deliveries} == {(1, now + back_off(1))}
     hook.mode = "ok"
-    assert evaluate(h.engine, config, ended + back_off(1)).sent == 1
-    assert [doc["kind"] for doc in hook.received] == ["run_failed"]
-    assert evaluate(h.engine, config, ended + back_off(5)).sent == 0  # told once
+    assert evaluate(h.engine, config, now + back_off(1)).sent == 2
+    assert sorted(doc["kind"] for doc in hook.received) == ["queue_stuck", "run_failed"]
+    assert evaluate(h.engine, config, now + back_off(5)).sent == 0  # told once
 
 
 def test_mail_goes_out_with_a_login_from_a_file(mailbox: Mailbox, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ The scheduler's leader calls :func:`evaluate` every ``CSVBOARD_ALERT_CHECK_SECON
    the open alerts whose problem is gone (a ``cleared`` delivery per channel that was told it
    opened), and claims the deliveries that are due;
 2. sends them with no transaction open (a webhook that hangs must not hold SQLite's write
-   lock), each within ``CSVBOARD_ALERT_TIMEOUT_SECONDS``;
+   lock), each within ``CSVBOARD_ALERT_TIMEOUT_SECONDS``; a channel that fails is not tried
+   again in the same evaluation;
 3. records each outcome: sent, or its error and the next attempt after a back-off (1, 2,
    4 … minutes, at most an hour) while its problem lasts.
 
@@ -82,7 +83,19 @@ def evaluate(
         problems = current_problems(session, settings, now)
         _reconcile(session, problems, senders, now, report)
         claimed = _claim_due(session, senders, settings, now)
-    outcomes = [(item, _send(item)) for item in claimed]
+    # A channel that fails is not tried again in this evaluation: a webhook that hangs costs
+    # the scheduler one time-out per check, not one per message.
+    down: dict[str, str] = {}
+    outcomes: list[tuple[_Claimed, str | None]] = []
+    for item in claimed:
+        error = down.get(item.sender.channel)
+        if error is None:
+            error = _send(item)
+            if error is not None:
+                down[item.sender.channel] = (
+                    f"not tried: {item.sender.channel} failed just before ({error})"
+                )
+        outcomes.append((item, error))
     with write_session(engine) as session:
         for item, error in outcomes:
             values: dict[str, Any] = {"attempts": item.attempts + 1}
