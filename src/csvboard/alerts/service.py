@@ -148,7 +148,8 @@ def _reconcile(
     for key, alert in open_alerts.items():
         if key in problems:
             continue
-        alert.cleared_at = now
+        # Not before it opened, even if this evaluator's clock is behind the one that opened it.
+        alert.cleared_at = max(now, alert.opened_at)
         # Only a channel that was told a problem opened is told it cleared.
         told = session.scalars(
             select(AlertDelivery.channel).where(

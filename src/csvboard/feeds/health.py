@@ -82,7 +82,12 @@ def overdue_feeds(
     ).all()
     overdue = []
     for feed, slug in rows:
-        slot: datetime = croniter(feed.schedule, (now - grace).astimezone(tz)).get_prev(datetime)
+        try:
+            slot: datetime = croniter(feed.schedule, (now - grace).astimezone(tz)).get_prev(
+                datetime
+            )
+        except ValueError:  # croniter's errors are ValueErrors
+            continue  # a schedule stored by hand that does not parse: the feed's state says so
         if feed.created_at > slot:
             continue  # its first slot has not come yet
         delivered = session.scalar(

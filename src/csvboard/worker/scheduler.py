@@ -230,7 +230,7 @@ class Scheduler:
             return
         try:
             checked = alerts.evaluate(self.engine, self.settings, now)
-        except SQLAlchemyError:
+        except Exception:  # telling admins of problems must never stop the feeds
             log.exception("scheduler_alerts_failed")
             return
         self._alerts_checked_at = now
