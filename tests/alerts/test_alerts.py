@@ -25,11 +25,12 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs import lifecycle
-from csvboard.runs.models import IngestionRun, IngestionRunLease
+from csvboard.runs.models import IngestionRun, IngestionRunLease, WorkerPresence
 from csvboard.runs.service import NewSource, create_run, retry_run
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.storage import store_file
 from csvboard.worker.scheduler import Scheduler
+from csvboard.worker.worker import announce
 from support import ONE_ROW_FILE, Harness, fail, failed_run
 
 GOOD = ONE_ROW_FILE + "\r\n"
@@ -306,6 +307,30 @@ def test_a_silent_worker_and_a_stuck_queue(harness: Harness) -> None:
     ]  # fmt: skip
 
 
+def test_no_worker_once_one_was_seen(harness: Harness) -> None:
+    h, hook = harness, Recorder()
+    assert check(h, utcnow() + timedelta(days=1), hook).opened == []  # none ever: a new install
+    started = utcnow()
+    announce(h.engine, "worker:host:1", started)
+    with h.read() as session:
+        seen = session.scalars(select(WorkerPresence.seen_at)).one()
+    assert check(h, seen + timedelta(minutes=1), hook).opened == []
+    assert check(h, seen + timedelta(minutes=3), hook).opened == ["worker-missing"]
+    (message,) = hook.messages
+    assert "worker:host:1" in message.body and "killed, crashed" in message.body
+    hook.take()
+    announce(h.engine, "worker:host:2", utcnow())  # another worker starts (at seen + 3 min)
+    with h.write() as session:
+        session.execute(
+            update(WorkerPresence).where(WorkerPresence.worker_id == "worker:host:2")
+            .values(seen_at=seen + timedelta(minutes=3))
+        )  # fmt: skip
+    assert check(h, seen + timedelta(minutes=3, seconds=1), hook).cleared == ["worker-missing"]
+    announce(h.engine, "worker:host:2", started, stopped=True)
+    check(h, seen + timedelta(minutes=10), hook)
+    assert "stopped on request" in hook.messages[-1].body
+
+
 def test_the_database_holds_one_open_alert_per_problem_and_one_message_per_channel(
     harness: Harness,
 ) -> None:
@@ -372,3 +397,25 @@ def test_the_scheduler_checks_every_alert_interval(harness: Harness) -> None:
         }  # fmt: skip
     finally:
         scheduler.close()
+
+
+def test_a_schedule_that_does_not_parse_is_not_overdue(harness: Harness) -> None:
+    """A schedule written to the database by hand (the API refuses it) is the feed state's
+    business (tests/worker/test_scheduler.py); the alerts pass over it."""
+    h = harness
+    board = h.dashboard()
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=TOKYO)
+    _scheduled_feed(h, board, "61 * * * *", now - timedelta(days=3))
+    assert check(h, now).opened == []
+
+
+def test_a_clock_behind_the_one_that_opened_an_alert_still_clears_it(harness: Harness) -> None:
+    """After a failover the new leader's clock may lag: the alert clears when it opened."""
+    h, hook = harness, Recorder()
+    board = h.dashboard()
+    _, ended = failed_run(h, board, "HEADER_MISMATCH")
+    check(h, ended + timedelta(minutes=5), hook)
+    succeed(h, board)
+    assert check(h, ended + timedelta(minutes=1), hook).cleared
+    (alert,) = alerts(h)
+    assert alert.cleared_at == alert.opened_at == ended + timedelta(minutes=5)

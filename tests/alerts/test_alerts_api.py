@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -54,3 +55,24 @@ def test_the_command_line(api: Api) -> None:
     tested = runner.invoke(app, ["alerts", "test"], env=env)
     assert tested.exit_code == 1 and "no channel is configured" in tested.stdout
     assert ended is not None
+
+
+def test_health_and_metrics_say_when_no_worker_was_seen(api: Api) -> None:
+    from datetime import timedelta
+
+    from csvboard.clock import utcnow
+    from csvboard.runs.models import WorkerPresence
+
+    health = "/api/v1/ops/diagnostics/health"
+    assert api.get(health, as_=None).json()["checks"]["workers"] == "ok"
+    metric = re.compile(r"^csvboard_worker_last_seen_timestamp_seconds (\S+)$", re.MULTILINE)
+    found = metric.search(api.get("/metrics", as_=None).text)
+    assert found and float(found[1]) == 0.0
+    long_ago = utcnow() - timedelta(minutes=5)
+    with api.harness.write() as session:
+        session.add(WorkerPresence(worker_id="w", started_at=long_ago, seen_at=long_ago))
+    doc = api.get(health, as_=None).json()
+    assert doc["status"] == "degraded"
+    assert doc["checks"]["workers"] == f"no worker seen since {long_ago.isoformat()}"
+    found = metric.search(api.get("/metrics", as_=None).text)
+    assert found and abs(float(found[1]) - long_ago.timestamp()) < 1e-3

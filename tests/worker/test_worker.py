@@ -576,3 +576,37 @@ def test_lease_and_heartbeat_defaults_and_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CSVBOARD_HEARTBEAT_SECONDS", "0.5")
     tuned = Settings.from_env()
     assert (tuned.lease_timeout_seconds, tuned.heartbeat_seconds) == (15, 0.5)
+
+
+# -- presence ---------------------------------------------------------------------------------
+
+
+def test_a_worker_announces_itself_while_it_runs_and_when_it_stops(harness: Harness) -> None:
+    from csvboard.runs.models import WorkerPresence
+    from csvboard.worker.worker import announce
+
+    h = harness
+    with h.write() as session:  # a worker gone for over a week: the others clear it away
+        gone = utcnow() - timedelta(days=8)
+        session.add(WorkerPresence(worker_id="worker:gone", started_at=gone, seen_at=gone))
+    worker = Worker(h.engine, h.settings, worker_id="worker:present", poll_seconds=0.05,
+                    reap_every_seconds=0.1)  # fmt: skip
+    wt = WorkerThread(worker)
+    wt.start()
+
+    def seen() -> list[WorkerPresence]:
+        with h.read() as session:
+            return list(session.scalars(select(WorkerPresence)))
+
+    try:
+        wait_until(lambda: [p.worker_id for p in seen()] == ["worker:present"], timeout=30,
+                   what="the worker to announce itself")  # fmt: skip
+        first = seen()[0].seen_at
+        wait_until(lambda: seen()[0].seen_at > first, timeout=30, what="a second announcement")
+        assert seen()[0].stopped_at is None
+    finally:
+        wt.stop(grace_seconds=5)
+    (stopped,) = seen()
+    assert stopped.stopped_at is not None and stopped.stopped_at >= stopped.started_at
+    announce(h.engine, "worker:present", stopped.started_at)  # it comes back: seen again
+    assert seen()[0].seen_at >= stopped.stopped_at

@@ -42,6 +42,7 @@ class AlertKind(StrEnum):
     FEED_OVERDUE = "feed_overdue"
     FEED_FAILING = "feed_failing"
     WORKER_SILENT = "worker_silent"
+    WORKER_MISSING = "worker_missing"
     QUEUE_STUCK = "queue_stuck"
 
 

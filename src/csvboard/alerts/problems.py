@@ -11,8 +11,10 @@ Each problem has a key that stays the same while the problem lasts, so the alert
 - ``feed_overdue`` — a scheduled feed's latest slot brought no successful run within the
   grace (csvboard/feeds/health.py).
 - ``feed_failing`` — a mail feed's polls have kept failing (the health endpoint's rule).
-- ``worker_silent`` — a running run's worker stopped renewing its lease; ``queue_stuck`` — a
-  run has waited too long: no worker is taking runs (csvboard/runs/health.py).
+- ``worker_silent`` — a running run's worker stopped renewing its lease; ``worker_missing`` —
+  no worker has announced itself for two minutes (once one ever has), whether or not runs
+  wait; ``queue_stuck`` — a run has waited too long: no worker is taking runs
+  (csvboard/runs/health.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from sqlalchemy.orm import Session
 from csvboard.alerts.models import AlertKind
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.feeds.health import failing_mail_feeds, overdue_feeds
-from csvboard.runs.health import LOST_HEARTBEAT, STALE_QUEUE, ledger_health
+from csvboard.runs.health import (
+    LOST_HEARTBEAT,
+    STALE_QUEUE,
+    WORKER_ABSENT,
+    last_worker_seen,
+    ledger_health,
+)
 from csvboard.runs.models import IngestionRun, IngestionRunSource
 from csvboard.runs.queries import error_summary
 from csvboard.runs.retry_policy import pending_retry, retries_exhausted
@@ -176,6 +184,26 @@ def _worker_problems(session: Session, now: datetime) -> list[Problem]:
                     f" worker for over {seconds} s; the reaper fails them WORKER_LOST."
                 ),
                 details={"runs": ledger.without_heartbeat},
+            )
+        )
+    last = last_worker_seen(session)
+    if last is not None and now - last.seen_at > WORKER_ABSENT:
+        how = (
+            "stopped on request"
+            if last.stopped_at is not None
+            else "stopped announcing itself: killed, crashed, or its machine is down"
+        )
+        problems.append(
+            Problem(
+                key="worker-missing",
+                kind=AlertKind.WORKER_MISSING,
+                summary="[csvboard] ワーカー停止 / no worker is running",
+                body=(
+                    f"No worker has announced itself since {last.seen_at.isoformat()} (the last,"
+                    f" {last.worker_id}, {how}). Runs wait until `csvboard worker` or"
+                    " `csvboard serve` runs again."
+                ),
+                details={"last_seen_at": last.seen_at.isoformat(), "worker_id": last.worker_id},
             )
         )
     if ledger.stale_since is not None:

@@ -14,7 +14,7 @@ from csvboard.api.deps import EngineDep
 from csvboard.clock import utcnow
 from csvboard.db.engine import read_session
 from csvboard.feeds.health import failing_mail_feeds
-from csvboard.runs.health import LOST_HEARTBEAT, ledger_health
+from csvboard.runs.health import LOST_HEARTBEAT, WORKER_ABSENT, last_worker_seen, ledger_health
 
 router = APIRouter(prefix="/api/v1/ops", tags=["runs"])
 
@@ -35,6 +35,7 @@ def get_health(engine: EngineDep, response: Response) -> Health:
             session.execute(select(1))
             now = utcnow()
             ledger = ledger_health(session, now)
+            last_worker = last_worker_seen(session)
             failing_feeds = failing_mail_feeds(session, now)
     except SQLAlchemyError as exc:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -47,6 +48,8 @@ def get_health(engine: EngineDep, response: Response) -> Health:
         checks["workers"] = (
             f"{ledger.without_heartbeat} running run(s) without a heartbeat for over {seconds} s"
         )
+    if last_worker is not None and now - last_worker.seen_at > WORKER_ABSENT:
+        checks["workers"] = f"no worker seen since {last_worker.seen_at.isoformat()}"
     if failing_feeds:
         checks["mail_feeds"] = "failing: " + " | ".join(
             f"{feed.label}: {feed.detail}" for feed in failing_feeds

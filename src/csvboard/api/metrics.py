@@ -21,7 +21,7 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.db.engine import read_session
 from csvboard.feeds.models import CsvDashboardFeedState
-from csvboard.runs.health import oldest_queued_at
+from csvboard.runs.health import last_worker_seen, oldest_queued_at
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
 from csvboard.runs.vocabulary import DELIVERED_STATUSES, RunStatus
 
@@ -102,11 +102,16 @@ class LedgerCollector(Collector):
             "Problems csvboard has noticed that have not cleared (csvboard alerts list)",
             labels=["kind"],
         )
+        workers = GaugeMetricFamily(
+            "csvboard_worker_last_seen_timestamp_seconds",
+            "When a worker last announced itself, busy or idle (0 if none ever did)",
+        )
         stored = GaugeMetricFamily(
             "csvboard_stored_bytes", "Bytes of stored copies of ingested files not yet pruned"
         )
         with read_session(self.engine) as session:
             queued_since = oldest_queued_at(session)
+            last_worker = last_worker_seen(session)
             beat = session.scalar(
                 select(func.min(IngestionRunLease.heartbeat_at))
                 .join(IngestionRun, IngestionRun.run_id == IngestionRunLease.run_id)
@@ -169,6 +174,7 @@ class LedgerCollector(Collector):
             ).one()
         oldest.add_metric([], (now - queued_since).total_seconds() if queued_since else 0.0)
         silent.add_metric([], (now - beat).total_seconds() if beat else 0.0)
+        workers.add_metric([], last_worker.seen_at.timestamp() if last_worker else 0.0)
         stored.add_metric([], float(sum(v or 0 for v in sizes.values())))
         histogram = HistogramMetricFamily(
             "csvboard_run_duration_seconds", "How long runs took, from start to their end"
@@ -178,6 +184,7 @@ class LedgerCollector(Collector):
         histogram.add_metric([], [*buckets, ("+Inf", int(total))], sum_value=float(summed))
         yield oldest
         yield silent
+        yield workers
         yield feeds
         for kind in AlertKind:
             open_alerts.add_metric([kind.value], float(alerts_by_kind.get(kind.value, 0)))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from csvboard.runs.models import IngestionRun, IngestionRunLease
+from csvboard.runs.models import IngestionRun, IngestionRunLease, WorkerPresence
 from csvboard.runs.vocabulary import RunStatus
 
 #: A queued run older than this means no worker is taking runs.
@@ -17,6 +17,10 @@ STALE_QUEUE = timedelta(minutes=10)
 #: A running run without a heartbeat for this long has lost its worker (the reaper fails it
 #: after ``CSVBOARD_LEASE_TIMEOUT_SECONDS``; health reports it in the meantime).
 LOST_HEARTBEAT = timedelta(seconds=60)
+
+
+#: No worker has announced itself for this long: nothing takes the next run.
+WORKER_ABSENT = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,10 @@ def ledger_health(session: Session, now: datetime) -> LedgerHealth:
         oldest_queued if oldest_queued is not None and now - oldest_queued > STALE_QUEUE else None
     )
     return LedgerHealth(stale_since=stale, without_heartbeat=quiet or 0)
+
+
+def last_worker_seen(session: Session) -> WorkerPresence | None:
+    """The worker seen last (``worker_presence``), if any worker ever announced itself."""
+    return session.scalars(
+        select(WorkerPresence).order_by(WorkerPresence.seen_at.desc()).limit(1)
+    ).first()

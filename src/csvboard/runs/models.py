@@ -232,6 +232,28 @@ class IngestionRunLease(Base):
     )
 
 
+class WorkerPresence(Base):
+    """That a worker process is alive, said every ``CSVBOARD_REAPER_INTERVAL_SECONDS`` whether
+    or not it executes a run (csvboard/worker/worker.py): a lease says only that a running
+    run's worker is alive; this says a worker is there to take the next one. Rows of workers
+    not seen for a week are deleted by the workers themselves."""
+
+    __tablename__ = "worker_presence"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    # Set when the worker stopped on request (SIGTERM); a worker that died leaves it null.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("seen_at >= started_at", name="seen_after_started"),
+        CheckConstraint(
+            "stopped_at IS NULL OR stopped_at >= started_at", name="stopped_after_started"
+        ),
+    )
+
+
 class MaintenanceRecord(Base):
     """What a maintenance job removed (a prune: files, bytes, items, events, rows), kept as
     the ledger's account of it: the runs it touched keep their ledger rows."""

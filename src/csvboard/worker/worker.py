@@ -18,18 +18,20 @@ import socket
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine, delete, select, text, update
 
 from csvboard.clock import utcnow
+from csvboard.db import upsert
 from csvboard.db.engine import write_session
 from csvboard.ingest.ledger import RunOutcome, begin_execution
 from csvboard.ingest.runner import execute_run
 from csvboard.runs import lifecycle
 from csvboard.runs.lifecycle import RunCounts, TransitionConflict
-from csvboard.runs.models import IngestionRun, IngestionRunLease
+from csvboard.runs.models import IngestionRun, IngestionRunLease, WorkerPresence
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.settings import Settings
 
@@ -148,6 +150,63 @@ class _Heartbeat:
                 log.exception("heartbeat_failed", run_id=str(self.run_id))
 
 
+#: A worker's presence row not seen for this long is deleted by the other workers.
+PRESENCE_KEPT = timedelta(days=7)
+
+
+def announce(
+    engine: Engine, worker_id: str, started_at: datetime, *, stopped: bool = False
+) -> None:
+    """Say that ``worker_id`` is alive now (``worker_presence``), or that it stopped; drop
+    the rows of workers gone for a week."""
+    now = utcnow()
+    with write_session(engine) as session:
+        values: dict[str, Any] = {"worker_id": worker_id, "started_at": started_at, "seen_at": now}
+        if stopped:
+            values["stopped_at"] = now
+        stmt = upsert.insert(session, WorkerPresence).values(**values)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["worker_id"],
+                set_={k: stmt.excluded[k] for k in values if k not in ("worker_id", "started_at")},
+            )
+        )
+        session.execute(delete(WorkerPresence).where(WorkerPresence.seen_at < now - PRESENCE_KEPT))
+
+
+class _Presence:
+    """Announces the worker every ``interval`` seconds on its own thread, so a worker busy
+    with a long run is still seen (csvboard.alerts: "no worker")."""
+
+    def __init__(self, engine: Engine, worker_id: str, interval: float) -> None:
+        self.engine = engine
+        self.worker_id = worker_id
+        self.interval = interval
+        self.started_at = utcnow()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="csvboard-presence", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self.interval + 5)
+        try:
+            announce(self.engine, self.worker_id, self.started_at, stopped=True)
+        except Exception:
+            log.exception("presence_failed", worker_id=self.worker_id)
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                announce(self.engine, self.worker_id, self.started_at)
+            except Exception:
+                log.exception("presence_failed", worker_id=self.worker_id)
+            if self._stop.wait(self.interval):
+                return
+
+
 class Worker:
     """Executes queued runs until stopped. One run at a time per worker."""
 
@@ -196,6 +255,15 @@ class Worker:
 
     def run_forever(self) -> None:
         self.log.info("worker_started")
+        presence = _Presence(self.engine, self.worker_id, self.reap_every_seconds)
+        presence.start()
+        try:
+            self._loop()
+        finally:
+            presence.stop()
+        self.log.info("worker_stopped")
+
+    def _loop(self) -> None:
         next_reap = 0.0
         while not self.stopping.is_set():
             try:
@@ -208,7 +276,6 @@ class Worker:
             except Exception:
                 self.log.exception("worker_loop_error")
                 self.stopping.wait(self.poll_seconds)
-        self.log.info("worker_stopped")
 
     def stop(self, *, abort_current: bool = False) -> None:
         self.stopping.set()

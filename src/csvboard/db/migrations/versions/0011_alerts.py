@@ -1,9 +1,11 @@
-"""alerts: the problems csvboard noticed and the messages it sent about them
+"""alerts: the problems csvboard noticed and the messages it sent about them; worker presence
 
 ``alerts`` holds one row per problem from when an evaluation first sees it until one no longer
 does (a partial unique index: one open alert per problem key); ``alert_deliveries`` one row
 per message (opened or cleared) per channel, unique, so a problem is told once until it
-clears (csvboard/alerts/service.py). No secret is stored.
+clears (csvboard/alerts/service.py). No secret is stored. ``worker_presence`` says that a
+worker process is alive whether or not it runs something (csvboard/worker/worker.py), so
+"no worker" is an alert before a run has waited for one.
 
 Revision ID: 0011
 Revises: 0010
@@ -25,7 +27,7 @@ down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_KINDS = "'run_failed', 'retries_exhausted', 'feed_overdue', 'feed_failing', 'worker_silent', 'queue_stuck'"
+_KINDS = "'run_failed', 'retries_exhausted', 'feed_overdue', 'feed_failing', 'worker_silent', 'worker_missing', 'queue_stuck'"
 
 
 def upgrade() -> None:
@@ -69,9 +71,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("alert_id", "channel", "event", name=op.f("uq_alert_deliveries_alert_id_channel_event")),
     )
     op.create_index("ix_alert_deliveries_pending", "alert_deliveries", ["sent_at", "next_attempt_at"])
+    op.create_table(
+        "worker_presence",
+        sa.Column("worker_id", sa.String(length=128), nullable=False),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("seen_at", UTCDateTime(), nullable=False),
+        sa.Column("stopped_at", UTCDateTime(), nullable=True),
+        sa.CheckConstraint("seen_at >= started_at", name=op.f("ck_worker_presence_seen_after_started")),
+        sa.CheckConstraint("stopped_at IS NULL OR stopped_at >= started_at", name=op.f("ck_worker_presence_stopped_after_started")),
+        sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_worker_presence")),
+    )
+    op.create_index(op.f("ix_worker_presence_seen_at"), "worker_presence", ["seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_worker_presence_seen_at"), table_name="worker_presence")
+    op.drop_table("worker_presence")
     op.drop_index("ix_alert_deliveries_pending", table_name="alert_deliveries")
     op.drop_table("alert_deliveries")
     op.drop_index("ix_alerts_opened_at", table_name="alerts")
