@@ -198,3 +198,30 @@ def test_an_invalid_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "invalid setting: CSVBOARD_RUN_TIMEOUT_SECONDS" in " ".join(result.output.split())
+
+
+def test_dashboards_operations_show_and_change_retention_and_manual_reruns(board: str) -> None:
+    doc = cli_json("dashboards", "operations", "sched")
+    assert doc["retention_file_days"] is None and doc["retry_manual_runs"] is False
+    assert doc["effective"]["retention_file_days"] == 90  # CSVBOARD_RETENTION_FILE_DAYS
+    doc = cli_json(
+        "dashboards", "operations", "sched", "--retention-file-days", "7", "--retry-manual-runs"
+    )
+    assert doc["retention_file_days"] == 7 and doc["effective"]["retention_file_days"] == 7
+    assert doc["retry_manual_runs"] is True
+    result = cli("dashboards", "operations", "sched", "--retention-ledger-days", "0",
+                 "--retention-file-days", "30", code=2)  # fmt: skip
+    message = " ".join(result.stderr.split())  # the console wraps long lines
+    assert (
+        "INVALID_OPERATIONS: operations.retention_ledger_days must be a whole number of"
+        " days from 1 to 36500" in message
+    )
+    result = cli("dashboards", "operations", "sched", "--retention-file-days", "week", code=2)
+    assert "'week'" in result.stderr
+    assert cli_json("dashboards", "operations", "sched")["retention_file_days"] == 7  # unchanged
+    doc = cli_json("dashboards", "operations", "sched", "--retention-file-days", "default",
+                   "--no-retry-manual-runs")  # fmt: skip
+    assert doc["retention_file_days"] is None and doc["retry_manual_runs"] is False
+    (listed,) = cli_json("dashboards", "list")
+    assert listed["operations"] == doc
+    assert "retention file days: 90 (default)" in cli("dashboards", "operations", "sched").stdout
