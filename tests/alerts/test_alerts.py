@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from csvboard.alerts import evaluate
 from csvboard.alerts.channels import DeliveryError, Message
 from csvboard.alerts.models import Alert, AlertDelivery, Channel
+from csvboard.alerts.problems import RUN_LOOK_BACK
 from csvboard.alerts.service import back_off
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
@@ -45,10 +46,11 @@ class Recorder:
     error: str | None = None
     messages: list[Message] = field(default_factory=list)
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message) -> str | None:
         if self.error is not None:
             raise DeliveryError(self.error)
         self.messages.append(message)
+        return None
 
     def take(self) -> list[tuple[str, str]]:
         """(event, kind) of the messages since the last take."""
@@ -419,3 +421,74 @@ def test_a_clock_behind_the_one_that_opened_an_alert_still_clears_it(harness: Ha
     assert check(h, ended + timedelta(minutes=1), hook).cleared
     (alert,) = alerts(h)
     assert alert.cleared_at == alert.opened_at == ended + timedelta(minutes=5)
+
+
+def test_a_problem_cleared_while_its_opened_message_is_in_flight_is_told_in_order(
+    harness: Harness,
+) -> None:
+    """Two evaluators (the scheduler and `csvboard alerts check`): while the first sends the
+    opened message, the second sees the problem gone. The cleared message waits for the
+    opened one, then goes: both once, in order."""
+    h = harness
+    board = h.dashboard()
+    _, ended = failed_run(h, board, "HEADER_MISMATCH")
+    messages: list[str] = []
+
+    class Slow:
+        channel = Channel.WEBHOOK
+
+        def send(self, message: Message) -> str | None:
+            if message.event == "opened":
+                succeed(h, board)  # meanwhile the feed works again ...
+                second = check(h, ended + timedelta(seconds=1), Recorder())  # ... and B clears
+                assert second.cleared and second.sent == 0  # "cleared" waits for "opened"
+            messages.append(message.event)
+            return None
+
+    slow = Slow()
+    assert evaluate(h.engine, h.settings, ended, [slow]).sent == 1
+    assert evaluate(h.engine, h.settings, ended + timedelta(seconds=2), [slow]).sent == 1
+    assert evaluate(h.engine, h.settings, ended + timedelta(minutes=5), [slow]).sent == 0
+    assert messages == ["opened", "cleared"]
+
+
+def test_a_failing_feed_stays_a_problem_past_the_look_back_until_it_succeeds(
+    harness: Harness,
+) -> None:
+    h, hook = harness, Recorder()
+    board = h.dashboard()
+    _, ended = failed_run(h, board, "HEADER_MISMATCH")
+    check(h, ended, hook)
+    assert check(h, ended + RUN_LOOK_BACK + timedelta(days=5), hook).cleared == []
+    succeed(h, board)
+    # the success ended at the real clock's now, before the moved one: it still clears
+    assert check(h, ended + RUN_LOOK_BACK + timedelta(days=6), hook).cleared
+    assert hook.take() == [("opened", "run_failed"), ("cleared", "run_failed")]
+
+
+def test_a_feed_given_its_schedule_after_the_slot_is_not_yet_overdue(harness: Harness) -> None:
+    h = harness
+    board = h.dashboard()
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=TOKYO)
+    feed = _scheduled_feed(h, board, "0 6 * * *", now - timedelta(days=30))
+    with h.write() as session:  # re-enabled (or rescheduled) at 09:00, after 06:00's slot
+        session.execute(
+            update(CsvDashboardFeed).where(CsvDashboardFeed.id == feed.id)
+            .values(updated_at=now - timedelta(hours=3))
+        )  # fmt: skip
+    assert check(h, now).opened == []
+    assert check(h, now + timedelta(days=1)).opened == [f"feed-overdue:{feed.id}"]
+
+
+def test_no_secret_reaches_the_logs(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    h = harness
+    settings = h.settings.model_copy(
+        update={"alert_webhook_url": SecretStr("http://127.0.0.1:9/hook/s3cr3t-token"),
+                "alert_timeout_seconds": 0.5}
+    )  # fmt: skip
+    _, ended = failed_run(h, h.dashboard(), "HEADER_MISMATCH")
+    capsys.readouterr()
+    report = evaluate(h.engine, settings, ended)
+    out = capsys.readouterr()
+    assert report.failed and "alert_delivery_failed" in out.out + out.err
+    assert "s3cr3t" not in out.out + out.err

@@ -40,7 +40,7 @@ def test_the_api_lists_alerts_and_sends_a_test(api: Api) -> None:
 
 def test_the_command_line(api: Api) -> None:
     h = api.harness
-    _, ended = failed_run(h, h.dashboard(), "HEADER_MISMATCH")
+    failed_run(h, h.dashboard(), "HEADER_MISMATCH")
     env = {"CSVBOARD_DATABASE_URL": h.url, "CSVBOARD_DATA_DIR": str(h.data_dir)}
     checked = runner.invoke(app, ["alerts", "check", "--json"], env=env)
     assert checked.exit_code == 0, checked.stderr
@@ -54,7 +54,12 @@ def test_the_command_line(api: Api) -> None:
     assert "run failed" in plain.stdout and "no channel" in plain.stdout
     tested = runner.invoke(app, ["alerts", "test"], env=env)
     assert tested.exit_code == 1 and "no channel is configured" in tested.stdout
-    assert ended is not None
+    assert json.loads(runner.invoke(app, ["alerts", "check", "--json"], env=env).stdout) == {
+        "opened": [],
+        "cleared": [],
+        "sent": 0,
+        "failed": [],
+    }  # told once
 
 
 def test_health_and_metrics_say_when_no_worker_was_seen(api: Api) -> None:

@@ -84,11 +84,20 @@ class Mailbox:
     mode: str = "ok"  # ok, or refuse (554 at DATA)
     received: list[EmailMessage] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    refuse_rcpt: set[str] = field(default_factory=set)
 
 
 class _Handler:
     def __init__(self, box: Mailbox) -> None:
         self.box = box
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.box.refuse_rcpt:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.box.mode == "refuse":
@@ -220,6 +229,18 @@ def test_mail_server_failures_are_named(mailbox: Mailbox) -> None:
         MailSender(settings(**base, alert_smtp_port=free_port(), alert_smtp_security="none")).send(
             message()
         )
+
+
+def test_mail_refused_for_some_recipients_went_to_the_others(mailbox: Mailbox) -> None:
+    mailbox.refuse_rcpt = {"gone@factory.example"}
+    note = MailSender(
+        settings(
+            alert_smtp_host="127.0.0.1", alert_smtp_port=mailbox.port,
+            alert_smtp_security="none", alert_mail_to="admin@factory.example, gone@factory.example",
+        )
+    ).send(message())  # fmt: skip
+    assert note == "sent, but the mail server refused some recipients (gone@factory.example: 550)"
+    assert len(mailbox.received) == 1
 
 
 def test_a_refusing_mail_server_does_not_stop_the_webhook(

@@ -1,4 +1,4 @@
-"""Alerts over HTTP (docs/contract.md §5, "Alerts"): what csvboard has told its admins, and a
+"""Alerts over HTTP (docs/contract.md §4 "Alerts", §5): what csvboard has told its admins, and a
 test message to check the channels."""
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ class Message:
 class Sender(Protocol):
     channel: Channel
 
-    def send(self, message: Message) -> None:
-        """Deliver ``message`` or raise :class:`DeliveryError`."""
+    def send(self, message: Message) -> str | None:
+        """Deliver ``message`` or raise :class:`DeliveryError`; a note on a message that went
+        but not wholly (some recipients refused), else None."""
         ...
 
 
@@ -85,7 +86,7 @@ class WebhookSender:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message) -> str | None:
         s = self._settings
         url = _secret(s.alert_webhook_url, s.alert_webhook_url_file, "alert_webhook_url_file")
         if not url:
@@ -106,6 +107,7 @@ class WebhookSender:
             ) from None
         if not response.is_success:
             raise DeliveryError(f"the webhook answered HTTP {response.status_code}")
+        return None
 
 
 class MailSender:
@@ -114,7 +116,7 @@ class MailSender:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message) -> str | None:
         s = self._settings
         host = s.alert_smtp_host
         if host is None:
@@ -131,6 +133,7 @@ class MailSender:
         mail["X-Csvboard-Problem"] = message.problem_key
         mail.set_content(message.body + (f"\n\n{message.link}" if message.link else "") + "\n")
         timeout = s.alert_timeout_seconds
+        refused: dict[str, tuple[int, bytes]] = {}
         try:
             if s.alert_smtp_security == "tls":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -143,7 +146,7 @@ class MailSender:
                     client.starttls(context=ssl.create_default_context())
                 if s.alert_smtp_user:
                     client.login(s.alert_smtp_user, password or "")
-                client.send_message(mail)
+                refused = client.send_message(mail)
         except smtplib.SMTPResponseException as exc:
             reply = (
                 exc.smtp_error.decode("utf-8", "replace")
@@ -158,6 +161,11 @@ class MailSender:
             raise DeliveryError(f"the mail server did not answer ({exc})") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"the mail server could not be reached ({exc})") from None
+        if refused:
+            # Sent to the others: sending again would repeat it to them. Recorded and shown.
+            codes = ", ".join(f"{who}: {code}" for who, (code, _) in refused.items())
+            return f"sent, but the mail server refused some recipients ({codes})"
+        return None
 
 
 def configured_senders(settings: Settings) -> list[Sender]:

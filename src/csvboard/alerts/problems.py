@@ -1,11 +1,12 @@
-"""What is wrong right now: the problems an admin is told about (docs/contract.md §5, "Alerts").
+"""What is wrong right now: the problems an admin is told about (docs/contract.md §4, "Alerts").
 
 Each problem has a key that stays the same while the problem lasts, so the alerts service
 (csvboard/alerts/service.py) tells it once and again only when it has cleared:
 
 - ``run_failed`` — the latest run of a dashboard's feed (uploads are the ``upload`` feed)
-  failed; it clears when a later run of that feed succeeds (or partly succeeds). Cancelled
-  runs neither open nor clear it.
+  failed; it clears when a later run of that feed succeeds (or partly succeeds), or the
+  feed is deleted, never by age alone (:func:`still_holds`). Cancelled runs neither open nor
+  clear it.
 - ``retries_exhausted`` — that failure may pass, the retry policy re-ran it as often as it
   may (csvboard/runs/retry_policy.py), and it still failed: someone must look.
 - ``feed_overdue`` — a scheduled feed's latest slot brought no successful run within the
@@ -90,7 +91,9 @@ def _run_problems(session: Session, settings: Settings, now: datetime) -> list[P
     )
     failing = session.execute(
         select(latest.c.run_id, latest.c.csv_dashboard_id, latest.c.feed_id).where(
-            latest.c.rank == 1, latest.c.status == RunStatus.FAILED.value
+            latest.c.rank == 1,
+            latest.c.status == RunStatus.FAILED.value,
+            latest.c.feed_id.is_not(None),  # a deleted feed's runs: nobody to tell about
         )
     ).all()
     delays = settings.auto_retry_delays
@@ -134,6 +137,36 @@ def _run_problems(session: Session, settings: Settings, now: datetime) -> list[P
                 )
             )
     return problems
+
+
+_RUN_KINDS = {AlertKind.RUN_FAILED.value, AlertKind.RETRIES_EXHAUSTED.value}
+
+
+def still_holds(session: Session, kind: str, key: str, details: dict[str, Any]) -> bool:
+    """Whether an open run problem that :func:`current_problems` no longer lists still holds:
+    its failed run left the look-back window, but no later run of its feed succeeded. It
+    clears on a success (or when its feed is deleted), never by age alone."""
+    if kind not in _RUN_KINDS:
+        return False
+    try:
+        feed_id = uuid.UUID(key.rsplit(":", 1)[1])
+        failed_at = datetime.fromisoformat(details["finished_at"])
+    except (IndexError, KeyError, ValueError):
+        return False
+    if session.get(CsvDashboardFeed, feed_id) is None:
+        return False
+    src = IngestionRunSource
+    later_success = session.scalar(
+        select(IngestionRun.run_id)
+        .join(src, src.run_id == IngestionRun.run_id)
+        .where(
+            src.feed_id == feed_id,
+            IngestionRun.status.in_(DELIVERED_STATUSES),
+            IngestionRun.finished_at > failed_at,
+        )
+        .limit(1)
+    )
+    return later_success is None
 
 
 def _feed_label(session: Session, dashboard_id: uuid.UUID, feed_id: uuid.UUID | None) -> str:
@@ -223,4 +256,4 @@ def _worker_problems(session: Session, now: datetime) -> list[Problem]:
     return problems
 
 
-__all__ = ["RUN_LOOK_BACK", "Problem", "current_problems"]
+__all__ = ["RUN_LOOK_BACK", "Problem", "current_problems", "still_holds"]

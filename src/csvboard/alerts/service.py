@@ -1,22 +1,27 @@
-"""Alerts: tell an admin about a problem once, and again when it clears (docs/contract.md §5).
+"""Alerts: tell an admin about a problem once, and again when it clears (docs/contract.md §4,
+"Alerts").
 
 The scheduler's leader calls :func:`evaluate` every ``CSVBOARD_ALERT_CHECK_SECONDS`` (and
 ``csvboard alerts check`` does once). One evaluation:
 
-1. in one write transaction, finds the problems that hold now (csvboard/alerts/problems.py),
-   opens an alert for each new one with a pending delivery per configured channel, clears
-   the open alerts whose problem is gone (a ``cleared`` delivery per channel that was told it
-   opened), and claims the deliveries that are due;
-2. sends them with no transaction open (a webhook that hangs must not hold SQLite's write
-   lock), each within ``CSVBOARD_ALERT_TIMEOUT_SECONDS``; a channel that fails is not tried
-   again in the same evaluation;
-3. records each outcome: sent, or its error and the next attempt after a back-off (1, 2,
-   4 … minutes, at most an hour) while its problem lasts.
+1. reads the problems that hold now (csvboard/alerts/problems.py);
+2. in one short write transaction, opens an alert for each new one with a pending delivery
+   per configured channel, clears the open alerts whose problem is gone (a ``cleared``
+   delivery per channel that has an ``opened`` one), and claims the deliveries that are due:
+   an ``opened`` one while its problem lasts, a ``cleared`` one once its ``opened`` one has
+   gone, so the two arrive in order and never one without the other;
+3. sends them with no transaction open (a webhook that hangs must not hold SQLite's write
+   lock), each within ``CSVBOARD_ALERT_TIMEOUT_SECONDS`` per step; a channel that fails is
+   not tried again in the same evaluation;
+4. records each outcome: sent, or its error and the next attempt after a back-off (1, 2,
+   4 … minutes, at most an hour).
 
 "Once until it clears" is held by the database: one open alert per problem key (a partial
-unique index) and one delivery per (alert, channel, event). A claim moves the delivery's
-``next_attempt_at`` past the send's time-out, so two evaluators (a failover, the CLI) do not
-send the same message twice; on PostgreSQL the claim also skips rows another holds.
+unique index; two evaluators opening the same problem at once: one of them fails and the
+next check goes on) and one delivery per (alert, channel, event). A claim moves the
+delivery's ``next_attempt_at`` well past the sends' time-outs, so two evaluators (a failover,
+the CLI) do not send the same message twice; on PostgreSQL the claim also skips rows another
+holds, and an outcome is recorded only on a delivery still unsent.
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from csvboard.alerts.channels import DeliveryError, Message, Sender, configured_senders
 from csvboard.alerts.models import MAX_ERROR_LENGTH, Alert, AlertDelivery, DeliveryEvent
-from csvboard.alerts.problems import Problem, current_problems
+from csvboard.alerts.problems import Problem, current_problems, still_holds
 from csvboard.db.engine import read_session, write_session
 from csvboard.settings import Settings
 
@@ -41,6 +46,8 @@ log = structlog.get_logger("csvboard.alerts")
 
 _PREFIX = "[csvboard] "
 MAX_BACK_OFF = timedelta(hours=1)
+#: A claim lasts this many time-outs per claimed message.
+CLAIM_FACTOR = 10
 
 
 @dataclass
@@ -79,36 +86,46 @@ def evaluate(
     """One evaluation (see the module). ``senders`` defaults to the configured channels."""
     senders = configured_senders(settings) if senders is None else senders
     report = AlertReport()
-    with write_session(engine) as session:
+    # Finding the problems only reads: SQLite's write lock is held just for the few rows
+    # written below.
+    with read_session(engine) as session:
         problems = current_problems(session, settings, now)
+    with write_session(engine) as session:
         _reconcile(session, problems, senders, now, report)
         claimed = _claim_due(session, senders, settings, now)
     # A channel that fails is not tried again in this evaluation: a webhook that hangs costs
     # the scheduler one time-out per check, not one per message.
     down: dict[str, str] = {}
-    outcomes: list[tuple[_Claimed, str | None]] = []
+    outcomes: list[tuple[_Claimed, bool, str | None]] = []
     for item in claimed:
         error = down.get(item.sender.channel)
-        if error is None:
-            error = _send(item)
-            if error is not None:
-                down[item.sender.channel] = (
-                    f"not tried: {item.sender.channel} failed just before ({error})"
-                )
-        outcomes.append((item, error))
+        if error is not None:
+            outcomes.append((item, False, error))
+            continue
+        sent, text = _send(item)
+        if not sent:
+            down[item.sender.channel] = (
+                f"not tried: {item.sender.channel} failed just before ({text})"
+            )
+        outcomes.append((item, sent, text))
     with write_session(engine) as session:
-        for item, error in outcomes:
-            values: dict[str, Any] = {"attempts": item.attempts + 1}
-            if error is None:
+        for item, sent, text in outcomes:
+            values: dict[str, Any] = {
+                "attempts": item.attempts + 1,
+                "last_error": text[:MAX_ERROR_LENGTH] if text else None,
+            }
+            if sent:
                 values["sent_at"] = now
-                values["last_error"] = None
                 report.sent += 1
             else:
-                values["last_error"] = error[:MAX_ERROR_LENGTH]
                 values["next_attempt_at"] = now + back_off(item.attempts + 1)
-                report.failed.append(f"{item.sender.channel} {item.message.problem_key}: {error}")
+                report.failed.append(f"{item.sender.channel} {item.message.problem_key}: {text}")
+            # Only while unsent: a claim that outlived its time (a send slower than the
+            # claim) must not overwrite what another evaluator recorded.
             session.execute(
-                update(AlertDelivery).where(AlertDelivery.id == item.delivery_id).values(**values)
+                update(AlertDelivery)
+                .where(AlertDelivery.id == item.delivery_id, AlertDelivery.sent_at.is_(None))
+                .values(**values)
             )
     for failure in report.failed:
         log.warning("alert_delivery_failed", failure=failure)
@@ -146,20 +163,20 @@ def _reconcile(
             session.add(_delivery(alert, sender, DeliveryEvent.OPENED, now))
         report.opened.append(key)
     for key, alert in open_alerts.items():
-        if key in problems:
+        if key in problems or still_holds(session, alert.kind, key, alert.details):
             continue
         # Not before it opened, even if this evaluator's clock is behind the one that opened it.
         alert.cleared_at = max(now, alert.opened_at)
-        # Only a channel that was told a problem opened is told it cleared.
-        told = session.scalars(
+        # A channel told (or being told) that the problem opened is told it cleared, once the
+        # opened message has gone (see _claim_due); a channel never told is not.
+        opened = session.scalars(
             select(AlertDelivery.channel).where(
                 AlertDelivery.alert_id == alert.id,
                 AlertDelivery.event == DeliveryEvent.OPENED.value,
-                AlertDelivery.sent_at.is_not(None),
             )
         ).all()
         for sender in senders:
-            if sender.channel.value in told:
+            if sender.channel.value in opened:
                 session.add(_delivery(alert, sender, DeliveryEvent.CLEARED, now))
         report.cleared.append(key)
     session.flush()
@@ -178,6 +195,17 @@ def _claim_due(
     by_channel = {sender.channel.value: sender for sender in senders}
     if not by_channel:
         return []
+    opened = aliased(AlertDelivery)
+    told_opened = (
+        select(opened.id)
+        .where(
+            opened.alert_id == AlertDelivery.alert_id,
+            opened.channel == AlertDelivery.channel,
+            opened.event == DeliveryEvent.OPENED.value,
+            opened.sent_at.is_not(None),
+        )
+        .exists()
+    )
     rows = session.execute(
         select(AlertDelivery, Alert)
         .join(Alert, Alert.id == AlertDelivery.alert_id)
@@ -185,17 +213,22 @@ def _claim_due(
             AlertDelivery.sent_at.is_(None),
             AlertDelivery.next_attempt_at <= now,
             AlertDelivery.channel.in_(by_channel),
-            # A problem that cleared before it was told is not told late.
             or_(
-                AlertDelivery.event == DeliveryEvent.CLEARED.value,
-                Alert.cleared_at.is_(None),
+                # A problem that cleared before it was told is not told late ...
+                and_(AlertDelivery.event == DeliveryEvent.OPENED.value, Alert.cleared_at.is_(None)),
+                # ... and "cleared" waits for "opened" to have gone (another evaluator may be
+                # sending it now), so the two arrive in order and never one without the other.
+                and_(AlertDelivery.event == DeliveryEvent.CLEARED.value, told_opened),
             ),
         )
         .order_by(AlertDelivery.next_attempt_at)
         .with_for_update(of=AlertDelivery, skip_locked=True)
     ).all()
-    # Past every send of this evaluation: another evaluator leaves these alone meanwhile.
-    claim_until = now + timedelta(seconds=settings.alert_timeout_seconds * (len(rows) + 1))
+    # Past every send of this evaluation, generously (a time-out bounds each step of a send,
+    # not the whole): another evaluator leaves these alone meanwhile.
+    claim_until = now + timedelta(
+        seconds=settings.alert_timeout_seconds * CLAIM_FACTOR * (len(rows) + 1)
+    )
     claimed = []
     for delivery, alert in rows:
         delivery.next_attempt_at = claim_until
@@ -228,15 +261,15 @@ def _message(alert: Alert, event: DeliveryEvent, settings: Settings) -> Message:
     )  # fmt: skip
 
 
-def _send(item: _Claimed) -> str | None:
+def _send(item: _Claimed) -> tuple[bool, str | None]:
+    """(whether it went, the error or a note on it)."""
     try:
-        item.sender.send(item.message)
+        return True, item.sender.send(item.message)
     except DeliveryError as exc:
-        return str(exc)
+        return False, str(exc)
     except Exception as exc:  # a channel's bug must not stop the others or the scheduler
         log.exception("alert_sender_crashed", channel=str(item.sender.channel))
-        return f"{type(exc).__name__} while sending"
-    return None
+        return False, f"{type(exc).__name__} while sending"
 
 
 def recent_alerts(
@@ -271,10 +304,11 @@ def send_test(
         subject=f"{_PREFIX}テスト / test message",
         body="csvboard's alerts reach you through this channel.", occurred_at=now,
     )  # fmt: skip
-    return {
-        sender.channel.value: _send(_Claimed(uuid.uuid4(), 0, sender, message))
-        for sender in senders
-    }
+    results = {}
+    for sender in senders:
+        sent, text = _send(_Claimed(uuid.uuid4(), 0, sender, message))
+        results[sender.channel.value] = None if sent else text
+    return results
 
 
 __all__ = [

@@ -49,7 +49,10 @@ def get_health(engine: EngineDep, response: Response) -> Health:
             f"{ledger.without_heartbeat} running run(s) without a heartbeat for over {seconds} s"
         )
     if last_worker is not None and now - last_worker.seen_at > WORKER_ABSENT:
-        checks["workers"] = f"no worker seen since {last_worker.seen_at.isoformat()}"
+        missing = f"no worker seen since {last_worker.seen_at.isoformat()}"
+        checks["workers"] = (
+            missing if checks["workers"] == "ok" else f"{checks['workers']}; {missing}"
+        )
     if failing_feeds:
         checks["mail_feeds"] = "failing: " + " | ".join(
             f"{feed.label}: {feed.detail}" for feed in failing_feeds

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, case, func, select
 from csvboard.alerts.models import Alert, AlertKind
 from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
+from csvboard.dashboards.vocabulary import FETCHED_SOURCES
 from csvboard.db.engine import read_session
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.health import last_worker_seen, oldest_queued_at
@@ -93,8 +94,8 @@ class LedgerCollector(Collector):
         )
         feeds = GaugeMetricFamily(
             "csvboard_feed_last_success_timestamp_seconds",
-            "When a feed last brought a file that was ingested (a run that succeeded, or"
-            " partly), or a mail feed's poll last answered without error",
+            "When a fetched feed (folder, url, imap) last brought a file that was ingested (a"
+            " run that succeeded, or partly), or a mail feed's poll last answered without error",
             labels=["dashboard", "feed"],
         )
         open_alerts = GaugeMetricFamily(
@@ -131,7 +132,11 @@ class LedgerCollector(Collector):
                 .join(CsvDashboardFeed, CsvDashboardFeed.csv_dashboard_id == CsvDashboard.id)
                 .join(IngestionRunSource, IngestionRunSource.feed_id == CsvDashboardFeed.id)
                 .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
-                .where(IngestionRun.status.in_(DELIVERED_STATUSES))
+                .where(
+                    IngestionRun.status.in_(DELIVERED_STATUSES),
+                    # fetched feeds only: an upload feed has no rhythm to be late for
+                    CsvDashboardFeed.source.in_(FETCHED_SOURCES),
+                )
                 .group_by(CsvDashboard.slug, CsvDashboardFeed.name)
             )
             for query in (polled, delivered):

@@ -88,8 +88,10 @@ def overdue_feeds(
             )
         except ValueError:  # croniter's errors are ValueErrors
             continue  # a schedule stored by hand that does not parse: the feed's state says so
-        if feed.created_at > slot:
-            continue  # its first slot has not come yet
+        if max(feed.created_at, feed.updated_at) > slot:
+            # Its first slot since it was created, given this schedule or enabled has not
+            # come yet (the scheduler arms a changed schedule without firing it).
+            continue
         delivered = session.scalar(
             select(func.max(IngestionRun.finished_at))
             .join(IngestionRunSource, IngestionRunSource.run_id == IngestionRun.run_id)

@@ -112,8 +112,10 @@ class IngestionRunSource(Base):
     csv_dashboard_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("csv_dashboards.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    # Indexed: a feed's runs are read by the alerts (csvboard/alerts/problems.py, the overdue
+    # rule in feeds/health.py) and the metrics every minute.
     feed_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("csv_dashboard_feeds.id", ondelete="SET NULL"), nullable=True
+        Uuid, ForeignKey("csv_dashboard_feeds.id", ondelete="SET NULL"), nullable=True, index=True
     )
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -228,12 +228,12 @@ class Scheduler:
         last = self._alerts_checked_at
         if last is not None and now - last < timedelta(seconds=self.settings.alert_check_seconds):
             return
+        self._alerts_checked_at = now  # a check that fails waits for the next interval too
         try:
             checked = alerts.evaluate(self.engine, self.settings, now)
         except Exception:  # telling admins of problems must never stop the feeds
             log.exception("scheduler_alerts_failed")
             return
-        self._alerts_checked_at = now
         report.alerts = checked.as_dict()
         if checked.opened or checked.cleared:
             log.info("scheduler_alerts", **checked.as_dict())

@@ -5,7 +5,8 @@ does (a partial unique index: one open alert per problem key); ``alert_deliverie
 per message (opened or cleared) per channel, unique, so a problem is told once until it
 clears (csvboard/alerts/service.py). No secret is stored. ``worker_presence`` says that a
 worker process is alive whether or not it runs something (csvboard/worker/worker.py), so
-"no worker" is an alert before a run has waited for one.
+"no worker" is an alert before a run has waited for one. An index on
+``ingestion_run_sources.feed_id`` serves the per-feed reads of the alerts and the metrics.
 
 Revision ID: 0011
 Revises: 0010
@@ -82,9 +83,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_worker_presence")),
     )
     op.create_index(op.f("ix_worker_presence_seen_at"), "worker_presence", ["seen_at"])
+    # a feed's runs, read by the alerts and the metrics every minute
+    op.create_index(op.f("ix_ingestion_run_sources_feed_id"), "ingestion_run_sources", ["feed_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_ingestion_run_sources_feed_id"), table_name="ingestion_run_sources")
     op.drop_index(op.f("ix_worker_presence_seen_at"), table_name="worker_presence")
     op.drop_table("worker_presence")
     op.drop_index("ix_alert_deliveries_pending", table_name="alert_deliveries")
