@@ -280,28 +280,45 @@ def test_a_prune_racing_a_rerun_of_the_run_whose_file_it_would_delete(
         assert h.run(rerun_run.run_id).status is RunStatus.SUCCEEDED
 
 
-def test_a_prune_leaves_a_copy_an_upload_stored_again_while_it_ran(
+def stored_in_order(h: Harness) -> list[Path]:
+    with h.read() as session:
+        return [
+            Path(p)
+            for p in session.scalars(
+                select(IngestionRunSource.stored_path).order_by(IngestionRunSource.created_at)
+            )
+            if p
+        ]
+
+
+def test_a_prune_leaves_a_copy_an_upload_stored_again_before_its_run_commits(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An upload of the same bytes stores (reuses) the copy before its run commits; a prune
-    whose database work is already done must not unlink it under the upload's feet."""
+    """An upload of the same bytes stores (reuses) the copy before its run commits: whether
+    that happens just before the prune begins or while it runs, the prune must not unlink
+    the copy under the upload's feet; without the upload, the copy goes."""
+    from csvboard.storage import store_file
+
     h = harness
     board = h.dashboard()
     h.ingest(board, export("A0000001"), file_name="export.csv")
-    (stored,) = stored_paths(h)
-    real_unlink = retention._unlink
-    uploaded: list[Path] = []
-
-    def upload_then_unlink(*args: Any) -> None:
-        # the upload's bytes land now; its run commits only after the prune is done
-        from csvboard.storage import store_file
-
-        again = h.write_file(export("A0000001"), file_name="export.csv")
-        uploaded.append(store_file(h.data_dir, again).stored_path)
-        real_unlink(*args)
-
-    monkeypatch.setattr(retention, "_unlink", upload_then_unlink)
+    h.ingest(board, export("A0000002"), file_name="other.csv")
+    first, other = stored_in_order(h)
+    again = h.write_file(export("A0000001"), file_name="export.csv")
+    assert store_file(h.data_dir, again).stored_path == first  # the run is not committed yet
     later = utcnow() + timedelta(days=91)
     report = prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
-    assert report.sources == 1 and uploaded == [stored]
-    assert stored.exists()
+    assert report.sources == 2 and report.files == 2
+    assert first.exists() and not other.exists()
+
+    real_unlink = retention._unlink
+
+    def upload_then_unlink(*args: Any) -> None:  # the same, while the prune runs
+        store_file(h.data_dir, h.write_file(export("A0000003"), file_name="third.csv"))
+        real_unlink(*args)
+
+    h.ingest(board, export("A0000003"), file_name="third.csv")
+    third = stored_in_order(h)[-1]
+    monkeypatch.setattr(retention, "_unlink", upload_then_unlink)
+    prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    assert third.exists()

@@ -1,5 +1,5 @@
 """``csvboard alerts``: what csvboard has told its admins, a check now, and a test message
-(docs/contract.md §5, "Alerts"; csvboard/alerts)."""
+(docs/contract.md §4, "Alerts"; csvboard/alerts)."""
 
 from __future__ import annotations
 

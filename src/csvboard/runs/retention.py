@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -66,6 +65,9 @@ class PruneReport:
     # Per dashboard slug, the days it was pruned by: {"files", "ledger", "retired_rows"}.
     retention_days: dict[str, dict[str, int]] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
+    # Per path, when the newest source the prune removes it for named it (POSIX time): a
+    # copy touched after that was stored again (see _unlink).
+    named_until: dict[str, float] = field(default_factory=dict)
 
     @property
     def removed_anything(self) -> bool:
@@ -74,6 +76,7 @@ class PruneReport:
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc.pop("paths")
+        doc.pop("named_until")
         return doc
 
 
@@ -111,7 +114,6 @@ def prune(
 ) -> PruneReport:
     """Remove what has aged out (see the module); with ``dry_run``, only count it."""
     report = PruneReport(dry_run=dry_run)
-    began = time.time()  # a stored copy written or reused since then is left alone
     with write_session(engine) as session:
         dashboards = list(session.scalars(select(CsvDashboard).order_by(CsvDashboard.slug)))
         retention = {d.id: effective_retention(d, settings) for d in dashboards}
@@ -148,14 +150,14 @@ def prune(
                     details=report.as_dict(),
                 )
             )  # fmt: skip
-    _unlink(engine, report, began)
+    _unlink(engine, report)
     return report
 
 
 def _stored_copies(session: Session, cutoffs: _Cutoffs, report: PruneReport, now: datetime) -> None:
     aged = _ended_before(cutoffs)
     candidates = session.execute(
-        select(_Src.id, _Src.stored_path, _Src.size_bytes).where(
+        select(_Src.id, _Src.stored_path, _Src.size_bytes, _Src.created_at).where(
             _Src.run_id.in_(aged), _Src.stored_path.is_not(None), _Src.pruned_at.is_(None)
         )
     ).all()
@@ -177,12 +179,21 @@ def _stored_copies(session: Session, cutoffs: _Cutoffs, report: PruneReport, now
     report.files = len(sizes)
     report.bytes = sum(sizes.values())
     report.paths = sorted(sizes)
+    for c in doomed:
+        named = c.created_at.timestamp()
+        report.named_until[c.stored_path] = max(named, report.named_until.get(c.stored_path, 0.0))
     if not report.dry_run and doomed:
-        ids = [c.id for c in doomed]
+        ids = sorted(c.id for c in doomed)
+        postgresql = session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(ids), 500):
-            session.execute(
-                update(_Src).where(_Src.id.in_(ids[start : start + 500])).values(pruned_at=now)
-            )
+            chunk = ids[start : start + 500]
+            if postgresql:
+                # In id order, as a re-run share-locks its sources (runs/service.py): the two
+                # never take a run's sources in opposite orders (a deadlock).
+                session.execute(
+                    select(_Src.id).where(_Src.id.in_(chunk)).order_by(_Src.id).with_for_update()
+                )
+            session.execute(update(_Src).where(_Src.id.in_(chunk)).values(pruned_at=now))
 
 
 def _ledger(session: Session, cutoffs: _Cutoffs, report: PruneReport) -> None:
@@ -204,11 +215,12 @@ def _ledger(session: Session, cutoffs: _Cutoffs, report: PruneReport) -> None:
         session.execute(delete(IngestionEvent).where(IngestionEvent.run_id.in_(aged)))
 
 
-def _unlink(engine: Engine, report: PruneReport, began: float) -> None:
+def _unlink(engine: Engine, report: PruneReport) -> None:
     """Remove the files, each only if no source that still needs it appeared meanwhile (a
     new upload of the same bytes names the same stored copy) and the copy was not stored
-    again since the prune began: an upload whose run has not committed yet has touched it
-    (csvboard.storage.store_stream), and its run will need it."""
+    again after the last aged source named it: an upload stores (touches) the copy before
+    its run commits (csvboard.storage.store_stream), so a copy newer than every source the
+    prune saw is one a run about to commit will need."""
     for path in report.paths:
         with read_session(engine) as session:
             still_needed = session.scalar(
@@ -217,7 +229,7 @@ def _unlink(engine: Engine, report: PruneReport, began: float) -> None:
         if still_needed is not None:
             continue
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_mtime >= began:
+            if os.stat(path).st_mtime > report.named_until.get(path, float("inf")):
                 continue
             os.unlink(Path(path))
 

@@ -272,12 +272,12 @@ def _sources_held(session: Session, run_id: uuid.UUID) -> list[IngestionRunSourc
     query = (
         select(IngestionRunSource)
         .where(IngestionRunSource.run_id == run_id)
-        .order_by(IngestionRunSource.position)
+        .order_by(IngestionRunSource.id)  # the prune locks in id order too (runs/retention.py)
         .execution_options(populate_existing=True)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
-    return list(session.scalars(query))
+    return sorted(session.scalars(query), key=lambda src: src.position)
 
 
 def is_retryable(session: Session, run: IngestionRun) -> bool:

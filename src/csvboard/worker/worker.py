@@ -30,6 +30,7 @@ from csvboard.db.engine import write_session
 from csvboard.ingest.ledger import RunOutcome, begin_execution
 from csvboard.ingest.runner import execute_run
 from csvboard.runs import lifecycle
+from csvboard.runs.health import WORKER_ABSENT
 from csvboard.runs.lifecycle import RunCounts, TransitionConflict
 from csvboard.runs.models import IngestionRun, IngestionRunLease, WorkerPresence
 from csvboard.runs.vocabulary import RunStatus
@@ -161,9 +162,10 @@ def announce(
     the rows of workers gone for a week."""
     now = utcnow()
     with write_session(engine) as session:
-        values: dict[str, Any] = {"worker_id": worker_id, "started_at": started_at, "seen_at": now}
-        if stopped:
-            values["stopped_at"] = now
+        values: dict[str, Any] = {
+            "worker_id": worker_id, "started_at": started_at, "seen_at": now,
+            "stopped_at": now if stopped else None,
+        }  # fmt: skip
         stmt = upsert.insert(session, WorkerPresence).values(**values)
         session.execute(
             stmt.on_conflict_do_update(
@@ -255,7 +257,9 @@ class Worker:
 
     def run_forever(self) -> None:
         self.log.info("worker_started")
-        presence = _Presence(self.engine, self.worker_id, self.reap_every_seconds)
+        # Often enough that "no worker for WORKER_ABSENT" never fires on a live one.
+        every = min(self.reap_every_seconds, WORKER_ABSENT.total_seconds() / 4)
+        presence = _Presence(self.engine, self.worker_id, every)
         presence.start()
         try:
             self._loop()
