@@ -322,3 +322,49 @@ def test_a_prune_leaves_a_copy_an_upload_stored_again_before_its_run_commits(
     monkeypatch.setattr(retention, "_unlink", upload_then_unlink)
     prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
     assert third.exists()
+
+
+def test_a_rerun_that_read_its_sources_before_the_prune_keeps_its_file(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: a re-run has read its parent's sources (not pruned yet) and commits
+    only after a prune has run through. The re-run's share lock (PostgreSQL) or the write
+    lock (SQLite) makes the prune wait for it, so the prune sees the new run naming the
+    copy, and the copy stays."""
+    from csvboard.runs import service
+
+    h = harness
+    board = h.dashboard()
+    failed = h.queue(board, h.write_file(export("A0000001")))
+    with h.write() as session:
+        lifecycle.transition(session, failed, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
+        lifecycle.transition(
+            session, failed, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
+            error_code="WORKER_LOST", message="test",
+        )  # fmt: skip
+    (stored,) = stored_paths(h)
+    real_held = service._sources_held
+    have_read = threading.Event()
+
+    def held_then_slow(*args: Any) -> Any:
+        sources = real_held(*args)
+        have_read.set()
+        threading.Event().wait(1.0)  # the prune runs meanwhile
+        return sources
+
+    monkeypatch.setattr(service, "_sources_held", held_then_slow)
+    outcome: dict[str, Any] = {}
+
+    def rerun() -> None:
+        with write_session(h.engine) as session:
+            outcome["run_id"] = retry_run(session, failed, requested_by="admin").run_id
+
+    racer = threading.Thread(target=rerun, name="rerun")
+    racer.start()
+    assert have_read.wait(30)
+    later = utcnow() + timedelta(days=91)
+    prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
+    racer.join(timeout=60)
+    assert "run_id" in outcome and stored.exists()
+    monkeypatch.setattr(service, "_sources_held", real_held)
+    assert h.run(outcome["run_id"]).status is RunStatus.SUCCEEDED
