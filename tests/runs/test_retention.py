@@ -25,7 +25,7 @@ from csvboard.dashboards.operations import change_operations
 from csvboard.dashboards.service import get_dashboard
 from csvboard.db.engine import write_session
 from csvboard.errors import Conflict
-from csvboard.runs import lifecycle, retention
+from csvboard.runs import retention
 from csvboard.runs.models import (
     IngestionEvent,
     IngestionItem,
@@ -37,7 +37,7 @@ from csvboard.runs.retention import prune
 from csvboard.runs.service import is_retryable, retry_run
 from csvboard.runs.vocabulary import RunStatus
 from csvboard.worker.scheduler import Scheduler
-from support import SCHEDULE_HEADER, Harness, schedule_line
+from support import SCHEDULE_HEADER, Harness, fail, schedule_line
 
 
 def export(*seibans: str) -> str:
@@ -51,8 +51,12 @@ def count(h: Harness, model: type) -> int:
 
 
 def stored_paths(h: Harness) -> list[Path]:
+    """Every source's stored copy, in the order the sources were made."""
     with h.read() as session:
-        return [Path(p) for p in session.scalars(select(IngestionRunSource.stored_path)) if p]
+        paths = session.scalars(
+            select(IngestionRunSource.stored_path).order_by(IngestionRunSource.created_at)
+        )
+        return [Path(p) for p in paths if p]
 
 
 def test_prune_removes_what_aged_and_keeps_the_ledger(harness: Harness) -> None:
@@ -229,12 +233,7 @@ def test_a_prune_racing_a_rerun_of_the_run_whose_file_it_would_delete(
     h = harness
     board = h.dashboard()
     failed = h.queue(board, h.write_file(export("A0000001")))
-    with h.write() as session:  # its worker was lost: not the file's fault, so re-runnable
-        lifecycle.transition(session, failed, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
-        lifecycle.transition(
-            session, failed, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
-            error_code="WORKER_LOST", message="test",
-        )  # fmt: skip
+    fail(h, failed, "WORKER_LOST")  # not the file's fault, so re-runnable
     (stored,) = stored_paths(h)
 
     outcome: dict[str, Any] = {}
@@ -280,17 +279,6 @@ def test_a_prune_racing_a_rerun_of_the_run_whose_file_it_would_delete(
         assert h.run(rerun_run.run_id).status is RunStatus.SUCCEEDED
 
 
-def stored_in_order(h: Harness) -> list[Path]:
-    with h.read() as session:
-        return [
-            Path(p)
-            for p in session.scalars(
-                select(IngestionRunSource.stored_path).order_by(IngestionRunSource.created_at)
-            )
-            if p
-        ]
-
-
 def test_a_prune_leaves_a_copy_an_upload_stored_again_before_its_run_commits(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,7 +291,7 @@ def test_a_prune_leaves_a_copy_an_upload_stored_again_before_its_run_commits(
     board = h.dashboard()
     h.ingest(board, export("A0000001"), file_name="export.csv")
     h.ingest(board, export("A0000002"), file_name="other.csv")
-    first, other = stored_in_order(h)
+    first, other = stored_paths(h)
     again = h.write_file(export("A0000001"), file_name="export.csv")
     assert store_file(h.data_dir, again).stored_path == first  # the run is not committed yet
     later = utcnow() + timedelta(days=91)
@@ -318,7 +306,7 @@ def test_a_prune_leaves_a_copy_an_upload_stored_again_before_its_run_commits(
         real_unlink(*args)
 
     h.ingest(board, export("A0000003"), file_name="third.csv")
-    third = stored_in_order(h)[-1]
+    third = stored_paths(h)[-1]
     monkeypatch.setattr(retention, "_unlink", upload_then_unlink)
     prune(h.engine, h.settings, now=later, dry_run=False, requested_by="t")
     assert third.exists()
@@ -336,12 +324,7 @@ def test_a_rerun_that_read_its_sources_before_the_prune_keeps_its_file(
     h = harness
     board = h.dashboard()
     failed = h.queue(board, h.write_file(export("A0000001")))
-    with h.write() as session:
-        lifecycle.transition(session, failed, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
-        lifecycle.transition(
-            session, failed, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
-            error_code="WORKER_LOST", message="test",
-        )  # fmt: skip
+    fail(h, failed, "WORKER_LOST")
     (stored,) = stored_paths(h)
     real_held = service._sources_held
     have_read = threading.Event()
