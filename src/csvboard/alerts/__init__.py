@@ -2,7 +2,8 @@
 workers) told to its admins by webhook and mail, once until they clear.
 
 Other packages use :func:`evaluate` (the scheduler), :func:`send_test` and
-:func:`recent_alerts` (the CLI), and ``csvboard.alerts.api`` (the app); the models are
+:func:`recent_alerts` (the CLI), ``schemas`` (an alert's shape, for the API and the CLI's
+``--json``) and ``csvboard.alerts.api`` (the app); the models are
 registered in ``csvboard.db.models``. ``problems`` and ``channels`` are internal.
 """
 

@@ -24,27 +24,11 @@ def list_command(
 ) -> None:
     """The latest alerts, newest first, with what was sent about each."""
     from csvboard.alerts import recent_alerts
+    from csvboard.alerts.schemas import alert_out
 
     found = recent_alerts(_engine(_settings()), limit, open_only=open_only)
     if as_json:
-        _print_json(
-            [
-                {
-                    "problem_key": a.problem_key, "kind": a.kind, "summary": a.summary,
-                    "opened_at": a.opened_at.isoformat(),
-                    "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
-                    "deliveries": [
-                        {
-                            "channel": d.channel, "event": d.event, "attempts": d.attempts,
-                            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-                            "last_error": d.last_error,
-                        }
-                        for d in deliveries
-                    ],
-                }
-                for a, deliveries in found
-            ]
-        )  # fmt: skip
+        _print_json([alert_out(a, d).model_dump(mode="json") for a, d in found])
         return
     for alert, deliveries in found:
         state = "open" if alert.cleared_at is None else f"cleared {alert.cleared_at:%Y-%m-%d %H:%M}"
