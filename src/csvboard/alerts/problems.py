@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from csvboard.alerts.models import AlertKind
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
-from csvboard.feeds.health import failing_mail_feeds, overdue_feeds
+from csvboard.feeds.health import failing_mail_feeds, last_deliveries, overdue_feeds
 from csvboard.runs.health import (
     LOST_HEARTBEAT,
     STALE_QUEUE,
@@ -155,18 +155,8 @@ def still_holds(session: Session, kind: str, key: str, details: dict[str, Any]) 
         return False
     if session.get(CsvDashboardFeed, feed_id) is None:
         return False
-    src = IngestionRunSource
-    later_success = session.scalar(
-        select(IngestionRun.run_id)
-        .join(src, src.run_id == IngestionRun.run_id)
-        .where(
-            src.feed_id == feed_id,
-            IngestionRun.status.in_(DELIVERED_STATUSES),
-            IngestionRun.finished_at > failed_at,
-        )
-        .limit(1)
-    )
-    return later_success is None
+    delivered = last_deliveries(session, [feed_id]).get(feed_id)
+    return delivered is None or delivered <= failed_at
 
 
 def _feed_label(session: Session, dashboard_id: uuid.UUID, feed_id: uuid.UUID | None) -> str:

@@ -21,10 +21,11 @@ from csvboard.clock import utcnow
 from csvboard.dashboards.models import CsvDashboard, CsvDashboardFeed
 from csvboard.dashboards.vocabulary import FETCHED_SOURCES
 from csvboard.db.engine import read_session
+from csvboard.feeds.health import last_deliveries
 from csvboard.feeds.models import CsvDashboardFeedState
 from csvboard.runs.health import last_worker_seen, oldest_queued_at
 from csvboard.runs.models import IngestionRun, IngestionRunLease, IngestionRunSource
-from csvboard.runs.vocabulary import DELIVERED_STATUSES, RunStatus
+from csvboard.runs.vocabulary import RunStatus
 
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -127,23 +128,21 @@ class LedgerCollector(Collector):
                 .join(CsvDashboardFeedState, CsvDashboardFeedState.feed_id == CsvDashboardFeed.id)
                 .where(CsvDashboardFeedState.last_success_at.is_not(None))
             )
-            delivered = (
-                select(CsvDashboard.slug, CsvDashboardFeed.name, func.max(IngestionRun.finished_at))
-                .join(CsvDashboardFeed, CsvDashboardFeed.csv_dashboard_id == CsvDashboard.id)
-                .join(IngestionRunSource, IngestionRunSource.feed_id == CsvDashboardFeed.id)
-                .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
-                .where(
-                    IngestionRun.status.in_(DELIVERED_STATUSES),
-                    # fetched feeds only: an upload feed has no rhythm to be late for
-                    CsvDashboardFeed.source.in_(FETCHED_SOURCES),
+            for slug, name, at in session.execute(polled):
+                if at is not None:
+                    last_success[(slug, name)] = at
+            # fetched feeds only: an upload feed has no rhythm to be late for
+            fetched = {
+                feed_id: (slug, name)
+                for feed_id, slug, name in session.execute(
+                    select(CsvDashboardFeed.id, CsvDashboard.slug, CsvDashboardFeed.name)
+                    .join(CsvDashboard, CsvDashboard.id == CsvDashboardFeed.csv_dashboard_id)
+                    .where(CsvDashboardFeed.source.in_(FETCHED_SOURCES))
                 )
-                .group_by(CsvDashboard.slug, CsvDashboardFeed.name)
-            )
-            for query in (polled, delivered):
-                for slug, name, at in session.execute(query):
-                    if at is not None:
-                        key = (slug, name)
-                        last_success[key] = max(at, last_success.get(key, at))
+            }
+            for feed_id, at in last_deliveries(session, fetched).items():
+                key = fetched[feed_id]
+                last_success[key] = max(at, last_success.get(key, at))
             for (slug, name), at in sorted(last_success.items()):
                 feeds.add_metric([slug, name], at.timestamp())
             alerts_by_kind = dict(

@@ -5,6 +5,7 @@ csvboard/alerts/problems.py)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -61,6 +62,21 @@ def failing_mail_feeds(session: Session, now: datetime) -> list[FeedTrouble]:
     return failing
 
 
+def last_deliveries(session: Session, feed_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each of these feeds last brought a file in: its latest run that succeeded (or
+    partly); a feed that never did is absent. One grouped query (the sources' feed index)."""
+    ids = list(feed_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(IngestionRunSource.feed_id, func.max(IngestionRun.finished_at))
+        .join(IngestionRun, IngestionRun.run_id == IngestionRunSource.run_id)
+        .where(IngestionRunSource.feed_id.in_(ids), IngestionRun.status.in_(DELIVERED_STATUSES))
+        .group_by(IngestionRunSource.feed_id)
+    ).all()
+    return {feed_id: at for feed_id, at in rows if feed_id is not None and at is not None}
+
+
 def overdue_feeds(
     session: Session, now: datetime, tz: tzinfo, grace: timedelta
 ) -> list[FeedTrouble]:
@@ -80,6 +96,7 @@ def overdue_feeds(
         )
         .order_by(CsvDashboard.slug, CsvDashboardFeed.name)
     ).all()
+    delivered_at = last_deliveries(session, (feed.id for feed, _ in rows))
     overdue = []
     for feed, slug in rows:
         try:
@@ -92,13 +109,7 @@ def overdue_feeds(
             # Its first slot since it was created, given this schedule or enabled has not
             # come yet (the scheduler arms a changed schedule without firing it).
             continue
-        delivered = session.scalar(
-            select(func.max(IngestionRun.finished_at))
-            .join(IngestionRunSource, IngestionRunSource.run_id == IngestionRun.run_id)
-            .where(
-                IngestionRunSource.feed_id == feed.id, IngestionRun.status.in_(DELIVERED_STATUSES)
-            )
-        )
+        delivered = delivered_at.get(feed.id)
         if delivered is None or delivered < slot:
             since = "never" if delivered is None else f"last at {delivered.isoformat()}"
             overdue.append(
