@@ -120,6 +120,7 @@ def test_refusals(api: Api, loaded: CsvDashboard) -> None:
     problem(api.get(CARDS, params={"limit": 0}), 400, "INVALID_LIMIT")
     problem(api.get(CARDS, params={"limit": cards_module.MAX_CARDS + 1}), 400, "INVALID_LIMIT")
     problem(api.get(CARDS, params={"cursor": "bm90LWEtY3Vyc29y"}), 400, "INVALID_CURSOR")
+    problem(api.get(CARDS, params={"cursor": "no/such!"}), 400, "INVALID_CURSOR")  # any flaw
     many = [("seiban", f"S{i:07d}") for i in range(cards_module.MAX_SEIBANS + 1)]
     problem(api.get(CARDS, params=many), 400, "SCOPE_TOO_LARGE")
     problem(api.get("/api/v1/schedules/nope/cards"), 404, "DASHBOARD_NOT_FOUND")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from csvboard.api.context import REQUIRED_ROLE
 from csvboard.auth import Principal, Role
+from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import read_session
 from csvboard.settings import Settings
 
@@ -46,3 +47,13 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ReadSession = Annotated[Session, Depends(get_read_session)]
+
+# Every paged list's cursor. The pattern is documented, not enforced here: the list decodes the
+# cursor and answers a bad one 400 INVALID_CURSOR (csvboard.db.cursor), whatever its flaw.
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        description="`next_cursor` of the previous page (400 `INVALID_CURSOR` otherwise).",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]

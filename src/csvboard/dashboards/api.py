@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
-from csvboard.api.deps import EngineDep, ReadSession, SettingsDep, needs
+from csvboard.api.deps import CursorQuery, EngineDep, ReadSession, SettingsDep, needs
 from csvboard.api.problems import invalid_body
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
@@ -43,7 +43,6 @@ from csvboard.dashboards.service import (
     row_counts,
     update_dashboard,
 )
-from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import write_session
 from csvboard.feeds import service as feeds_service
 
@@ -231,13 +230,7 @@ def list_rows(
         RowState,
         Query(description="Active rows (default), retired rows, or both."),
     ] = "active",
-    cursor: Annotated[
-        str | None,
-        Query(
-            description="`next_cursor` of the previous page (400 `INVALID_CURSOR` otherwise).",
-            json_schema_extra={"pattern": CURSOR_PATTERN},
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[
         int,
         Query(

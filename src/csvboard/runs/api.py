@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
+from csvboard.api.deps import CursorQuery, EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.dashboards.service import get_dashboard
@@ -81,7 +81,7 @@ def get_runs(
     run_kind: str | None = None,
     mode: str | None = None,
     dashboard: str | None = None,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
     limit: Limit = 50,
 ) -> RunPage:
 
@@ -142,7 +142,7 @@ def get_run_items(
     run_id: str,
     session: ReadSession,
     status_: Annotated[str | None, Query(alias="status")] = None,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
     limit: Limit = 100,
 ) -> ItemPage:
 

@@ -19,10 +19,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from csvboard.api.caching import etag_or_not_modified
-from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, needs
+from csvboard.api.deps import CursorQuery, EngineDep, PrincipalDep, ReadSession, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
-from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.schedule import board, commands, queries, seibans
 from csvboard.schedule.access import on_row, schedule_dashboard
 from csvboard.schedule.models import MAX_REGISTERED_SEIBANS
@@ -92,13 +91,7 @@ def list_rows(
     include_machine_rows: Annotated[
         bool, Query(description="Also the machine rows (品番 MH…/SH…), which are not steps.")
     ] = False,
-    cursor: Annotated[
-        str | None,
-        Query(
-            description="`next_cursor` of the previous page (400 `INVALID_CURSOR` otherwise).",
-            json_schema_extra={"pattern": CURSOR_PATTERN},
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[
         int,
         Query(

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from csvboard.api.caching import etag_or_not_modified
-from csvboard.api.deps import EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
+from csvboard.api.deps import CursorQuery, EngineDep, PrincipalDep, ReadSession, SettingsDep, needs
 from csvboard.api.schemas import problem_responses
 from csvboard.auth import Role
 from csvboard.clock import utcnow
-from csvboard.db.cursor import CURSOR_PATTERN
 from csvboard.db.engine import write_session
 from csvboard.schedule import cards, load, order_board, signage
 from csvboard.schedule.access import schedule_dashboard
@@ -49,10 +48,7 @@ def list_cards(
         str | None,
         Query(max_length=MAX_SEARCH_LENGTH, description="Search, as the list's (without a scope)."),
     ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
-    ] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[
         int, Query(description=f"Cards a page, 1–{cards.MAX_CARDS}.")
     ] = cards.DEFAULT_CARDS,
@@ -80,10 +76,7 @@ def order_board_column(
     completion: Annotated[
         Literal["all", "complete", "incomplete"], Query(description="Default: open steps.")
     ] = "incomplete",
-    cursor: Annotated[
-        str | None,
-        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
-    ] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[
         int, Query(description=f"Steps a page, 1–{order_board.MAX_COLUMN_PAGE}.")
     ] = order_board.DEFAULT_COLUMN_PAGE,
