@@ -134,6 +134,14 @@ def _to_login(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
+def _signed_in_page(request: Request, template: str, **context: Any) -> Response:
+    """A page for whoever signed in (its API calls check the role); the sign-in page else."""
+    principal = _principal(request)
+    if principal is None:
+        return _to_login(request)
+    return _page(request, template, principal, **context)
+
+
 def _form_csrf_ok(request: Request, given: Any) -> bool:
     expected = request.cookies.get(CSRF_COOKIE, "")
     return (
@@ -222,36 +230,24 @@ async def logout(request: Request) -> Response:
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_runs(request: Request) -> Response:
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(request, "admin_runs.html", principal, page="runs")
+    return _signed_in_page(request, "admin_runs.html", page="runs")
 
 
 @router.get("/admin/runs/{run_id}", response_class=HTMLResponse)
 def admin_run(request: Request, run_id: str) -> Response:
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(request, "admin_run.html", principal, page="runs", config={"run_id": run_id})
+    return _signed_in_page(request, "admin_run.html", page="runs", config={"run_id": run_id})
 
 
 @router.get("/admin/dashboards", response_class=HTMLResponse)
 def admin_dashboards(request: Request) -> Response:
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(request, "admin_dashboards.html", principal, page="dashboards")
+    return _signed_in_page(request, "admin_dashboards.html", page="dashboards")
 
 
 # --- kiosk ----------------------------------------------------------------------------------
 
 
 def _kiosk_page(request: Request, slug: str, template: str) -> Response:
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(request, template, principal, page="kiosk", slug=slug, config={"slug": slug})
+    return _signed_in_page(request, template, page="kiosk", slug=slug, config={"slug": slug})
 
 
 @router.get("/kiosk/{slug}", response_class=HTMLResponse)
@@ -276,27 +272,20 @@ def kiosk_order_board(request: Request, slug: str) -> Response:
 def signage(request: Request, slug: str) -> Response:
     """A read-only board for the floor's TV: signed in with a viewer token bound to the
     screen; it refreshes itself and never renders a control."""
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
     # ?refresh= and ?rotate= (seconds, 1–600) tune a screen; the defaults suit a TV.
     timing = {"refresh_seconds": 30, "rotate_seconds": 15}
     for name in timing:
         given = request.query_params.get(name.split("_")[0], "")
         if given.isdigit() and 1 <= int(given) <= 600:
             timing[name] = int(given)
-    return _page(
-        request, "signage.html", principal, page="signage", slug=slug,
-        config={"slug": slug, **timing},
-    )  # fmt: skip
+    return _signed_in_page(
+        request, "signage.html", page="signage", slug=slug, config={"slug": slug, **timing}
+    )
 
 
 @router.get("/admin/load/{slug}", response_class=HTMLResponse)
 def admin_load(request: Request, slug: str) -> Response:
     """負荷: required hours per resource and week against capacity (admins set capacities)."""
-    principal = _principal(request)
-    if principal is None:
-        return _to_login(request)
-    return _page(
-        request, "admin_load.html", principal, page="load", slug=slug, config={"slug": slug}
+    return _signed_in_page(
+        request, "admin_load.html", page="load", slug=slug, config={"slug": slug}
     )
