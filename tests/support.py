@@ -191,25 +191,30 @@ def failed_run(
     h: Harness, board: CsvDashboard, code: str, *, mode: RunMode = RunMode.SCHEDULED
 ) -> tuple[uuid.UUID, datetime]:
     """A run of a one-row file, queued as the scheduler would, that failed ``code``; its id
-    and when it ended."""
+    and when it ended. Queued and failed in one transaction, so a worker of a live server
+    never sees it queued."""
     with h.write() as session:
         stored = store_file(h.data_dir, h.write_file(ONE_ROW_FILE + "\r\n"))
         run_id = start_upload_run(
             session, dashboard=board, stored=stored, run_kind="official_ingestion",
             requested_by="scheduler", mode=mode.value,
         ).run_id  # fmt: skip
-    return run_id, fail(h, run_id, code)
+        return run_id, _fail_in(session, run_id, code)
 
 
 def fail(h: Harness, run_id: uuid.UUID, code: str) -> datetime:
     """A queued run starts and fails ``code``; when it ended."""
     with h.write() as session:
-        lifecycle.transition(session, run_id, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
-        lifecycle.transition(
-            session, run_id, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
-            error_code=code, message="test",
-        )  # fmt: skip
-        ended = session.get_one(IngestionRun, run_id).finished_at
+        return _fail_in(session, run_id, code)
+
+
+def _fail_in(session: Session, run_id: uuid.UUID, code: str) -> datetime:
+    lifecycle.transition(session, run_id, expected=RunStatus.QUEUED, to=RunStatus.RUNNING)
+    lifecycle.transition(
+        session, run_id, expected=RunStatus.RUNNING, to=RunStatus.FAILED,
+        error_code=code, message="test",
+    )  # fmt: skip
+    ended = session.get_one(IngestionRun, run_id).finished_at
     assert ended is not None
     return ended
 
