@@ -12,13 +12,7 @@
 
   // --- helpers -----------------------------------------------------------------------------
 
-  function cookie(name) {
-    for (const part of document.cookie.split(";")) {
-      const [k, ...v] = part.trim().split("=");
-      if (k === name) return decodeURIComponent(v.join("="));
-    }
-    return "";
-  }
+  const { el, cookie } = window.csvboardDom;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -53,22 +47,6 @@
       throw err;
     }
     return doc;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "href") node.setAttribute("href", v);
-      else if (k.startsWith("data-")) node.setAttribute(k, v);
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return node;
   }
 
   function fmtTime(iso) {

@@ -19,21 +19,7 @@
   let doc = null;
   let chosen = null;
   let chart = null;
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function cookie(name) {
-    for (const part of document.cookie.split(";")) {
-      const [k, ...v] = part.trim().split("=");
-      if (k === name) return decodeURIComponent(v.join("="));
-    }
-    return "";
-  }
+  const { el, cookie } = window.csvboardDom;
 
   function showError(message) {
     const box = document.getElementById("load-error");

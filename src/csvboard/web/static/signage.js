@@ -25,13 +25,7 @@
   let lastGood = 0;      // Date.now() of the last answer (200 or 304)
   let views = [];
   let current = 0;
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
+  const el = window.csvboardDom.el;
 
   function seibanView(items) {
     return el("div", { class: "sg-seibans", "data-testid": "sg-seibans" }, ...items.map((s) => {

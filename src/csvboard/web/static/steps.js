@@ -31,32 +31,12 @@
 
   // --- helpers -------------------------------------------------------------------------------
 
-  function cookie(name) {
-    for (const part of document.cookie.split(";")) {
-      const [k, ...v] = part.trim().split("=");
-      if (k === name) return decodeURIComponent(v.join("="));
-    }
-    return "";
-  }
+  const { el, cookie } = window.csvboardDom;
 
   async function problemText(res) {
     let detail = res.statusText;
     try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
     return detail;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return node;
   }
 
   function actionButton(label, testid, onClick, cls) {
